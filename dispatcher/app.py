@@ -1,0 +1,102 @@
+"""Wiring: open every client the worker needs from frozen settings, and close them after."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import aiohttp
+import structlog
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from redis.asyncio import Redis
+
+from dispatcher.config import ConfigError, Settings
+from dispatcher.ledger import Ledger
+from dispatcher.queue import SqsQueue, resolve_dead_letter_url
+from dispatcher.router import Router
+from dispatcher.stats import Stats
+from dispatcher.worker import Worker
+from providers import open_providers
+from providers.base import Provider
+from strategies import build_strategy
+
+log = structlog.get_logger("dispatcher.app")
+
+
+@contextlib.asynccontextmanager
+async def open_sqs(settings: Settings, pool: int = 32) -> AsyncIterator[Any]:
+    config = AioConfig(max_pool_connections=pool, retries={"mode": "standard"})
+    async with get_session().create_client(
+        "sqs",
+        region_name=settings.queue.region,
+        endpoint_url=settings.queue.endpoint_url,
+        config=config,
+    ) as client:
+        yield client
+
+
+@contextlib.asynccontextmanager
+async def open_worker(
+    settings: Settings,
+    *,
+    providers: Sequence[Provider] | None = None,
+    stats: Stats | None = None,
+) -> AsyncIterator[Worker]:
+    """Everything a `Worker` needs, opened in order and closed in reverse."""
+    strategy = build_strategy(settings.routing.strategy)
+    dispatch = settings.dispatch
+    async with contextlib.AsyncExitStack() as stack:
+        redis = Redis.from_url(settings.redis.url)
+        stack.push_async_callback(redis.aclose)
+        sqs = await stack.enter_async_context(open_sqs(settings, dispatch.pollers + 32))
+        http = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=dispatch.max_in_flight, limit_per_host=0)
+        )
+        stack.push_async_callback(http.close)
+        if providers is None:
+            providers = await open_providers(settings.providers, http)
+            for provider in providers:
+                stack.push_async_callback(provider.aclose)
+        dead_letter_url = settings.queue.dead_letter_url or await resolve_dead_letter_url(
+            sqs, settings.queue.url
+        )
+        if not dead_letter_url:
+            raise ConfigError(
+                "queue.dead_letter_url", "is required when the queue has no RedrivePolicy"
+            )
+        queue = SqsQueue(
+            sqs,
+            settings.queue.url,
+            dead_letter_url,
+            wait_seconds=settings.queue.wait_time_seconds,
+            visibility_timeout=settings.queue.visibility_timeout,
+        )
+        ledger = Ledger(redis, settings.redis.key_prefix, dispatch.record_ttl_days * 86_400)
+        weights = {p.name: p.weight for p in settings.providers}
+        router = Router(strategy, providers, weights, random.Random())
+        yield Worker(dispatch, queue, ledger, router, stats)
+
+
+async def run(settings: Settings) -> None:
+    """`dispatcher run`: work until SIGTERM or SIGINT, drain, and return."""
+    async with open_worker(settings) as worker:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, worker.stop)
+        log.info(
+            "worker_started",
+            queue=settings.queue.url,
+            providers=[p.name for p in settings.providers],
+            strategy=settings.routing.strategy,
+            max_in_flight=settings.dispatch.max_in_flight,
+        )
+        try:
+            await worker.run()
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)

@@ -1,0 +1,291 @@
+"""Settings: parsed once at start-up from TOML plus `DISPATCHER_<SECTION>__<KEY>` overrides,
+validated, frozen and passed down. Every error names the key it is about.
+
+Provider keys are overridden by provider name: `DISPATCHER_PROVIDERS__<NAME>__<KEY>`, with the
+name upper-cased and `-` written `_` (for example `DISPATCHER_PROVIDERS__SENDGRID__API_KEY`).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+ENV_PREFIX = "DISPATCHER_"
+PROVIDER_TYPES = ("ses", "sendgrid", "mailgun", "simulated")
+# Keys each provider type accepts beyond the common ones, and those it requires.
+_PROVIDER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "sendgrid": (frozenset({"api_key", "base_url"}), frozenset({"api_key"})),
+    "mailgun": (frozenset({"api_key", "domain", "base_url"}), frozenset({"api_key", "domain"})),
+    "ses": (frozenset({"region", "endpoint_url", "configuration_set"}), frozenset()),
+    "simulated": (frozenset({"latency_ms", "error_rate", "seed"}), frozenset()),
+}
+_COMMON_PROVIDER_KEYS = frozenset({"name", "type", "weight", "timeout_seconds"})
+
+
+class ConfigError(ValueError):
+    """Invalid settings. `key` is the dotted name, e.g. `queue.url` or `providers[1].api_key`."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"config key {key}: {reason}")
+        self.key = key
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    url: str
+    endpoint_url: str | None = None
+    region: str = "us-east-1"
+    wait_time_seconds: int = 20
+    visibility_timeout: int = 60
+    dead_letter_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RedisSettings:
+    url: str = "redis://127.0.0.1:6379/0"
+    key_prefix: str = "dispatcher:"
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchSettings:
+    max_in_flight: int = 512
+    max_attempts: int = 5
+    drain_seconds: float = 25.0
+    pollers: int = 4  # concurrent long-polls; each receives up to 10 messages
+    retry_ambiguous: bool = True  # a timeout may have been accepted: retry (True) or ERROR
+    backoff_base_seconds: float = 2.0
+    backoff_max_seconds: float = 900.0
+    record_ttl_days: int = 30  # how long ledger records are kept
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingSettings:
+    strategy: str = "priority"
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = "info"
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    name: str
+    type: str
+    weight: float = 1.0
+    timeout_seconds: float = 15.0
+    api_key: str | None = field(default=None, repr=False)
+    base_url: str | None = None
+    domain: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = None
+    configuration_set: str | None = None
+    latency_ms: float = 50.0
+    error_rate: float = 0.0
+    seed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    queue: QueueSettings
+    providers: tuple[ProviderSettings, ...]
+    redis: RedisSettings = RedisSettings()
+    dispatch: DispatchSettings = DispatchSettings()
+    routing: RoutingSettings = RoutingSettings()
+    log: LogSettings = LogSettings()
+
+    def provider(self, name: str) -> ProviderSettings:
+        return next(p for p in self.providers if p.name == name)
+
+
+_SECTIONS: dict[str, type[Any]] = {
+    "queue": QueueSettings,
+    "redis": RedisSettings,
+    "dispatch": DispatchSettings,
+    "routing": RoutingSettings,
+    "log": LogSettings,
+}
+
+
+def load(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read `path` (or `$DISPATCHER_CONFIG`), apply env overrides, validate, freeze."""
+    env = os.environ if environ is None else environ
+    source = path or env.get(f"{ENV_PREFIX}CONFIG")
+    doc: dict[str, Any] = {}
+    if source:
+        try:
+            doc = tomllib.loads(Path(source).read_text())
+        except OSError as exc:
+            raise ConfigError("config", f"cannot read {source}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("config", f"{source} is not valid TOML: {exc}") from None
+    return parse(apply_env(doc, env))
+
+
+def apply_env(doc: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """Overlay `DISPATCHER_<SECTION>__<KEY>` values (strings; `parse` converts them)."""
+    merged: dict[str, Any] = {k: (dict(v) if isinstance(v, dict) else v) for k, v in doc.items()}
+    providers: list[dict[str, Any]] = [
+        dict(p) for p in doc.get("providers", []) if isinstance(p, dict)
+    ]
+    if "providers" in doc or any(
+        v.lower().startswith(f"{ENV_PREFIX}providers__".lower()) for v in env
+    ):
+        merged["providers"] = providers
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX) or var == f"{ENV_PREFIX}CONFIG":
+            continue
+        parts = var[len(ENV_PREFIX) :].lower().split("__")
+        if parts[0] == "providers" and len(parts) == 3:
+            _provider_entry(providers, parts[1], var)[parts[2]] = value
+        elif len(parts) == 2 and parts[0] in _SECTIONS:
+            section = merged.setdefault(parts[0], {})
+            if not isinstance(section, dict):
+                raise ConfigError(parts[0], "must be a table")
+            section[parts[1]] = value
+        else:
+            raise ConfigError(
+                var,
+                "unknown environment override; use "
+                "DISPATCHER_<SECTION>__<KEY> or "
+                "DISPATCHER_PROVIDERS__<NAME>__<KEY>",
+            )
+    return merged
+
+
+def parse(doc: Mapping[str, Any]) -> Settings:
+    unknown = sorted(set(doc) - {*_SECTIONS, "providers"})
+    if unknown:
+        raise ConfigError(
+            unknown[0], f"unknown section; valid: {', '.join([*_SECTIONS, 'providers'])}"
+        )
+    if "queue" not in doc:
+        raise ConfigError("queue.url", "is required")
+    sections = {name: _build(cls, doc.get(name, {}), name) for name, cls in _SECTIONS.items()}
+    settings = Settings(providers=_providers(doc.get("providers", [])), **sections)
+    _check(settings)
+    return settings
+
+
+def _provider_entry(entries: list[dict[str, Any]], env_name: str, var: str) -> dict[str, Any]:
+    for entry in entries:
+        if str(entry.get("name", "")).lower().replace("-", "_") == env_name:
+            return entry
+    raise ConfigError(var, f"no [[providers]] entry is named {env_name!r}")
+
+
+def _providers(raw: object) -> tuple[ProviderSettings, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("providers", "at least one [[providers]] entry is required")
+    built: list[ProviderSettings] = []
+    for index, entry in enumerate(raw):
+        where = f"providers[{index}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(where, "must be a table")
+        kind = entry.get("type")
+        if kind not in PROVIDER_TYPES:
+            raise ConfigError(
+                f"{where}.type", f"{kind!r} is not one of {', '.join(PROVIDER_TYPES)}"
+            )
+        allowed, required = _PROVIDER_KEYS[kind]
+        extra = sorted(set(entry) - allowed - _COMMON_PROVIDER_KEYS)
+        if extra:
+            raise ConfigError(f"{where}.{extra[0]}", f"not a key of a {kind} provider")
+        missing = sorted(required - {k for k, v in entry.items() if v not in (None, "")})
+        if missing:
+            raise ConfigError(f"{where}.{missing[0]}", f"is required for a {kind} provider")
+        built.append(_build(ProviderSettings, entry, where))
+    names = [p.name for p in built]
+    for index, name in enumerate(names):
+        if not name or names.index(name) != index:
+            raise ConfigError(f"providers[{index}].name", f"{name!r} must be non-empty and unique")
+    return tuple(built)
+
+
+def _build(cls: type[Any], raw: object, where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(where, "must be a table")
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - names)
+    if unknown:
+        raise ConfigError(
+            f"{where}.{unknown[0]}", f"unknown key; valid: {', '.join(sorted(names))}"
+        )
+    values = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in raw.items()}
+    try:
+        return cls(**values)
+    except TypeError:
+        missing = next(f.name for f in fields(cls) if f.name not in values)
+        raise ConfigError(f"{where}.{missing}", "is required") from None
+
+
+def _coerce(value: object, hint: object, key: str) -> object:
+    """Convert TOML or env-string values to the field's type, or say which key is wrong."""
+    optional = "None" in str(hint)
+    base = str(hint).replace(" | None", "")
+    if value is None or (optional and value == ""):
+        if optional:
+            return None
+        raise ConfigError(key, "must not be empty")
+    try:
+        if base in ("bool", "<class 'bool'>"):
+            return _to_bool(value)
+        if base in ("int", "<class 'int'>"):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(str(value))
+        if base in ("float", "<class 'float'>"):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(str(value))
+    except ValueError:
+        raise ConfigError(key, f"{value!r} is not a valid {base}") from None
+    if not isinstance(value, str):
+        raise ConfigError(key, f"{value!r} must be a string")
+    return value
+
+
+def _to_bool(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(value)
+
+
+def _check(settings: Settings) -> None:
+    """Range checks that the types alone cannot express."""
+    q, d = settings.queue, settings.dispatch
+    _require(bool(q.url), "queue.url", "is required")
+    _require(0 <= q.wait_time_seconds <= 20, "queue.wait_time_seconds", "must be 0..20")
+    _require(10 <= q.visibility_timeout <= 43_200, "queue.visibility_timeout", "must be 10..43200")
+    _require(1 <= d.max_in_flight <= 100_000, "dispatch.max_in_flight", "must be 1..100000")
+    _require(1 <= d.max_attempts <= 100, "dispatch.max_attempts", "must be 1..100")
+    _require(0 <= d.drain_seconds <= 3600, "dispatch.drain_seconds", "must be 0..3600")
+    _require(1 <= d.pollers <= 64, "dispatch.pollers", "must be 1..64")
+    _require(d.backoff_base_seconds > 0, "dispatch.backoff_base_seconds", "must be > 0")
+    _require(d.backoff_max_seconds <= 43_200, "dispatch.backoff_max_seconds", "must be <= 43200")
+    _require(d.record_ttl_days >= 1, "dispatch.record_ttl_days", "must be >= 1")
+    _require(
+        settings.log.level in ("debug", "info", "warning", "error"),
+        "log.level",
+        "must be debug, info, warning or error",
+    )
+    for i, p in enumerate(settings.providers):
+        _require(p.weight >= 0, f"providers[{i}].weight", "must be >= 0")
+        _require(p.timeout_seconds > 0, f"providers[{i}].timeout_seconds", "must be > 0")
+        _require(0 <= p.error_rate <= 1, f"providers[{i}].error_rate", "must be 0..1")
+        _require(p.latency_ms >= 0, f"providers[{i}].latency_ms", "must be >= 0")
+
+
+def _require(ok: bool, key: str, reason: str) -> None:
+    if not ok:
+        raise ConfigError(key, reason)

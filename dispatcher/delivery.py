@@ -1,0 +1,120 @@
+"""One delivery attempt of one email: try providers in the strategy's order, classify, decide.
+
+The decision table (see providers/base.py for the outcome vocabulary)::
+
+    SENT                    -> record SENT, delete
+    REJECTED                -> record ERROR, delete; never failed over (it would fail anywhere)
+    THROTTLED / DOWN        -> try the next provider; when none is left, retry later
+    AMBIGUOUS               -> stop here (another provider could double-send); retry later if
+                               dispatch.retry_ambiguous, else ERROR to the DLQ
+    retry with attempts >= max_attempts -> ERROR to the DLQ with the reason
+
+Misconfigured providers (bad key, unverified sender) do not use up a message's attempts.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dispatcher.config import DispatchSettings
+from dispatcher.ledger import RecordStatus
+from dispatcher.message import Email
+from providers.base import Outcome, Provider, Status
+
+
+class Action(enum.StrEnum):
+    DELETE = "delete"
+    RETRY = "retry"  # back on the queue after `delay` seconds
+    DEAD_LETTER = "dead_letter"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    status: RecordStatus
+    action: Action
+    tried: tuple[Outcome, ...]
+    reason: str = ""
+    delay: int = 0
+    count_attempt: bool = True
+
+    @property
+    def last(self) -> Outcome | None:
+        return self.tried[-1] if self.tried else None
+
+    @property
+    def ambiguous_via(self) -> str | None:
+        names = [o.provider for o in self.tried if o.status is Status.AMBIGUOUS]
+        return ",".join(names) or None
+
+
+async def attempt(
+    email: Email,
+    order: Sequence[Provider],
+    attempts_before: int,
+    policy: DispatchSettings,
+    rng: random.Random,
+) -> Decision:
+    """Send through `order` until one provider settles it; `attempts_before` were recorded."""
+    tried: list[Outcome] = []
+    for provider in order:
+        if provider.max_message_bytes < email.size:
+            continue
+        outcome = await provider.send(email)
+        tried.append(outcome)
+        if outcome.status is Status.SENT:
+            return Decision(RecordStatus.SENT, Action.DELETE, tuple(tried))
+        if outcome.status is Status.REJECTED:
+            return Decision(
+                RecordStatus.ERROR,
+                Action.DELETE,
+                tuple(tried),
+                reason=f"rejected by {outcome.provider}: {outcome.error}",
+            )
+        if outcome.status is Status.AMBIGUOUS:
+            if not policy.retry_ambiguous:
+                return Decision(
+                    RecordStatus.ERROR,
+                    Action.DEAD_LETTER,
+                    tuple(tried),
+                    reason=f"ambiguous via {outcome.provider}: {outcome.error}",
+                )
+            break
+    return _retry(tuple(tried), attempts_before, policy, rng)
+
+
+def unfit(email: Email, providers: Sequence[Provider]) -> bool:
+    """True when no configured provider accepts a message this large."""
+    return all(p.max_message_bytes < email.size for p in providers)
+
+
+def _retry(
+    tried: tuple[Outcome, ...], attempts_before: int, policy: DispatchSettings, rng: random.Random
+) -> Decision:
+    counted = any(not o.misconfigured for o in tried)
+    attempts = attempts_before + (1 if counted else 0)
+    last = tried[-1] if tried else None
+    cause = f"{last.provider}: {last.error or last.status}" if last else "no provider available"
+    if counted and attempts >= policy.max_attempts:
+        return Decision(
+            RecordStatus.ERROR,
+            Action.DEAD_LETTER,
+            tried,
+            count_attempt=True,
+            reason=f"max_attempts {policy.max_attempts} reached; last {cause}",
+        )
+    retry_after = max((o.retry_after or 0.0 for o in tried), default=0.0)
+    delay = max(backoff(attempts, policy, rng), int(retry_after + 0.999))
+    return Decision(
+        RecordStatus.QUEUED, Action.RETRY, tried, reason=cause, delay=delay, count_attempt=counted
+    )
+
+
+def backoff(attempts: int, policy: DispatchSettings, rng: random.Random) -> int:
+    """Growing, jittered delay in whole seconds: base * 2^(n-1), capped, scaled by [0.5, 1]."""
+    ceiling = min(
+        policy.backoff_max_seconds, policy.backoff_base_seconds * 2 ** max(0, attempts - 1)
+    )
+    return max(1, int(ceiling * rng.uniform(0.5, 1.0) + 0.5))

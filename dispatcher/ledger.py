@@ -1,0 +1,217 @@
+"""The Redis ledger: one record per message id, claims with a lease, and settled outcomes.
+
+Statuses::
+
+    PENDING  a worker holds a claim and a send is under way
+    QUEUED   on the queue, waiting for a (re)try
+    SENT     a provider accepted it: never sent again, whatever SQS redelivers
+    ERROR    final failure (rejected, or out of attempts): never sent again
+
+Every operation on a batch of messages is one pipelined round trip of single-key scripts, so it
+runs unchanged on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from dispatcher import keys
+from dispatcher.scripts import LuaScript, load, run_batch
+
+CLAIM, SETTLE, EXTEND = LuaScript("claim"), LuaScript("settle"), LuaScript("extend")
+SCRIPTS = (CLAIM, SETTLE, EXTEND)
+
+
+class RecordStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    QUEUED = "QUEUED"
+    SENT = "SENT"
+    ERROR = "ERROR"
+
+
+class ClaimVerdict(enum.StrEnum):
+    CLAIMED = "CLAIMED"  # ours to send
+    SENT = "SENT"  # already sent: delete without sending
+    ERROR = "ERROR"  # already failed for good: delete without sending
+    BUSY = "BUSY"  # another worker is sending it right now: leave it on the queue
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    message_id: str
+    verdict: ClaimVerdict
+    attempts: int  # attempts already recorded before this one
+    busy_for: float = 0.0  # seconds left on another owner's lease, when BUSY
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    message_id: str
+    owner: str
+    batch_id: str | None = None
+    created_at: float | None = None  # epoch seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    message_id: str
+    owner: str
+    status: RecordStatus  # SENT, QUEUED (retry) or ERROR (final)
+    provider: str | None = None
+    provider_message_id: str | None = None
+    error: str | None = None
+    count_attempt: bool = True
+    ambiguous_via: str | None = None
+
+
+class SettleVerdict(enum.StrEnum):
+    OK = "OK"
+    SENT = "SENT"  # it was already SENT: nothing changed
+    STALE = "STALE"  # our claim passed to another owner: leave the message alone
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    message_id: str
+    verdict: SettleVerdict
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    message_id: str
+    status: RecordStatus
+    attempts: int
+    provider: str | None
+    provider_message_id: str | None
+    last_error: str | None
+    ambiguous_via: tuple[str, ...]
+    batch_id: str | None
+    created_at: float | None
+    received_at: float | None
+    updated_at: float | None
+    sent_at: float | None
+
+
+class Ledger:
+    """Claims and outcomes per message id. `clock` (epoch seconds) defaults to Redis `TIME`."""
+
+    def __init__(
+        self, client: Redis, prefix: str, ttl_seconds: int, clock: Callable[[], float] | None = None
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl = str(ttl_seconds)
+        self._clock = clock
+
+    async def load_scripts(self) -> None:
+        await load(self._redis, SCRIPTS)
+
+    def _now(self) -> str:
+        return str(int(self._clock() * 1000)) if self._clock else ""
+
+    def _key(self, message_id: str) -> str:
+        return keys.message(self._prefix, message_id)
+
+    async def claim(self, requests: Sequence[ClaimRequest], lease_seconds: float) -> list[Claim]:
+        """Claim every message in one round trip."""
+        if not requests:
+            return []
+        now, lease = self._now(), str(int(lease_seconds * 1000))
+
+        def build(pipe: Pipeline) -> None:
+            for req in requests:
+                created = "" if req.created_at is None else str(int(req.created_at * 1000))
+                CLAIM.queue(
+                    pipe,
+                    [self._key(req.message_id)],
+                    [req.owner, now, lease, self._ttl, req.batch_id or "", created],
+                )
+
+        replies = await run_batch(self._redis, SCRIPTS, build)
+        return [
+            Claim(
+                req.message_id,
+                ClaimVerdict(_text(verdict)),
+                int(attempts),
+                int(extra) / 1000 if extra else 0.0,
+            )
+            for req, (verdict, attempts, extra) in zip(requests, replies, strict=True)
+        ]
+
+    async def settle(self, settlements: Sequence[Settlement]) -> list[Settled]:
+        """Record every outcome in one round trip."""
+        if not settlements:
+            return []
+        now = self._now()
+
+        def build(pipe: Pipeline) -> None:
+            for s in settlements:
+                SETTLE.queue(
+                    pipe,
+                    [self._key(s.message_id)],
+                    [
+                        s.owner,
+                        s.status.value,
+                        now,
+                        s.provider or "",
+                        s.provider_message_id or "",
+                        s.error or "",
+                        "1" if s.count_attempt else "0",
+                        s.ambiguous_via or "",
+                        self._ttl,
+                    ],
+                )
+
+        replies = await run_batch(self._redis, SCRIPTS, build)
+        return [
+            Settled(s.message_id, SettleVerdict(_text(verdict)), int(attempts))
+            for s, (verdict, attempts) in zip(settlements, replies, strict=True)
+        ]
+
+    async def extend(self, claims: Sequence[tuple[str, str]], lease_seconds: float) -> list[bool]:
+        """Extend (message_id, owner) claims; a lease of 0 hands them back as QUEUED."""
+        if not claims:
+            return []
+        now, lease = self._now(), str(int(lease_seconds * 1000))
+
+        def build(pipe: Pipeline) -> None:
+            for message_id, owner in claims:
+                EXTEND.queue(pipe, [self._key(message_id)], [owner, now, lease])
+
+        replies = await run_batch(self._redis, SCRIPTS, build)
+        return [bool(held) for held in replies]
+
+    async def get(self, message_id: str) -> Record | None:
+        raw: dict[bytes | str, bytes | str] = await self._redis.hgetall(self._key(message_id))
+        if not raw:
+            return None
+        doc = {_text(k): _text(v) for k, v in raw.items()}
+        via = doc.get("ambiguous_via")
+        return Record(
+            message_id=message_id,
+            status=RecordStatus(doc["status"]),
+            attempts=int(doc.get("attempts", "0")),
+            provider=doc.get("provider"),
+            provider_message_id=doc.get("provider_message_id"),
+            last_error=doc.get("last_error"),
+            ambiguous_via=tuple(via.split(",")) if via else (),
+            batch_id=doc.get("batch_id"),
+            created_at=_seconds(doc.get("created_at")),
+            received_at=_seconds(doc.get("received_at")),
+            updated_at=_seconds(doc.get("updated_at")),
+            sent_at=_seconds(doc.get("sent_at")),
+        )
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _seconds(millis: str | None) -> float | None:
+    return int(millis) / 1000 if millis else None

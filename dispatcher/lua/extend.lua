@@ -1,0 +1,21 @@
+-- Extend a claim this owner still holds, or with a lease of 0 hand it back as QUEUED.
+-- KEYS[1]  the message record (hash)
+-- ARGV[1]  owner token   ARGV[2] now (ms, or "" for the Redis clock)   ARGV[3] lease (ms); 0 releases the claim
+-- Returns 1 when the claim was still held by this owner, else 0.
+local function clock(arg)
+  if arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local record = KEYS[1]
+if redis.call('HGET', record, 'owner') ~= ARGV[1] then
+  return 0
+end
+local now, lease = clock(ARGV[2]), tonumber(ARGV[3])
+if lease > 0 then
+  redis.call('HSET', record, 'lease_until', now + lease)
+else
+  redis.call('HSET', record, 'status', 'QUEUED', 'updated_at', now)
+  redis.call('HDEL', record, 'owner', 'lease_until')
+end
+return 1

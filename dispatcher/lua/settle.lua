@@ -1,0 +1,36 @@
+-- Record the outcome of one delivery attempt and release the claim.
+-- KEYS[1]  the message record (hash)
+-- ARGV[1]  owner token   ARGV[2] status: SENT | QUEUED (retry later) | ERROR (final)
+-- ARGV[3]  now (ms, or "" for the Redis clock)   ARGV[4] provider   ARGV[5] provider message id   ARGV[6] error class
+-- ARGV[7]  1 to count this as an attempt, else 0   ARGV[8] provider that answered ambiguously
+-- ARGV[9]  record TTL (s)
+-- Returns {verdict, attempts}: OK, or SENT (already sent: nothing changes), or STALE (the
+-- claim passed to another owner; only a SENT result is still recorded, since the mail went out).
+local function clock(arg)
+  if arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local record = KEYS[1]
+local current = redis.call('HMGET', record, 'status', 'owner', 'attempts')
+if current[1] == 'SENT' then
+  return {'SENT', current[3] or '0'}
+end
+if ARGV[2] ~= 'SENT' and current[2] ~= ARGV[1] then
+  return {'STALE', current[3] or '0'}
+end
+local now = clock(ARGV[3])
+redis.call('HSET', record, 'status', ARGV[2], 'updated_at', now)
+redis.call('HDEL', record, 'owner', 'lease_until')
+if ARGV[4] ~= '' then redis.call('HSET', record, 'provider', ARGV[4]) end
+if ARGV[5] ~= '' then redis.call('HSET', record, 'provider_message_id', ARGV[5]) end
+if ARGV[6] ~= '' then redis.call('HSET', record, 'last_error', ARGV[6]) end
+if ARGV[2] == 'SENT' then redis.call('HSET', record, 'sent_at', now) end
+if ARGV[8] ~= '' then
+  local seen = redis.call('HGET', record, 'ambiguous_via')
+  redis.call('HSET', record, 'ambiguous_via', seen and (seen .. ',' .. ARGV[8]) or ARGV[8])
+end
+local attempts = current[3] or '0'
+if ARGV[7] == '1' then attempts = redis.call('HINCRBY', record, 'attempts', 1) end
+redis.call('EXPIRE', record, tonumber(ARGV[9]))
+return {'OK', tostring(attempts)}

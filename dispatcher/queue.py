@@ -1,0 +1,165 @@
+"""Amazon SQS through aiobotocore: receive, delete, change visibility, dead-letter.
+
+Batch calls carry at most 10 entries (the SQS limit); larger lists are split and the chunks
+sent concurrently. Each batch method returns the entries that failed, so the caller never
+assumes a message was deleted or moved when it was not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import orjson
+
+SQS_BATCH = 10
+MAX_VISIBILITY = 43_200
+REASON_ATTRIBUTE = "dispatcher_error"
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(slots=True)
+class Received:
+    """One received SQS message. `receipt` is replaced when the same message is received anew."""
+
+    sqs_id: str
+    receipt: str
+    body: str
+    receive_count: int
+
+
+class SqsQueue:
+    """One SQS queue and its dead-letter queue, over an open aiobotocore SQS client."""
+
+    def __init__(
+        self,
+        client: Any,
+        url: str,
+        dead_letter_url: str,
+        *,
+        wait_seconds: int,
+        visibility_timeout: int,
+    ) -> None:
+        self._client = client
+        self.url = url
+        self.dead_letter_url = dead_letter_url
+        self._wait = wait_seconds
+        self.visibility_timeout = visibility_timeout
+
+    async def receive(
+        self, max_messages: int = SQS_BATCH, wait_seconds: int | None = None
+    ) -> list[Received]:
+        reply = await self._client.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=self._wait if wait_seconds is None else wait_seconds,
+            VisibilityTimeout=self.visibility_timeout,
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        )
+        return [
+            Received(
+                m["MessageId"],
+                m["ReceiptHandle"],
+                m["Body"],
+                int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
+            )
+            for m in reply.get("Messages", [])
+        ]
+
+    async def delete(self, receipts: Sequence[str]) -> list[str]:
+        """Delete messages; returns the receipts that could not be deleted."""
+
+        async def call(chunk: Sequence[str]) -> list[str]:
+            reply = await self._client.delete_message_batch(
+                QueueUrl=self.url,
+                Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)],
+            )
+            return [chunk[int(f["Id"])] for f in reply.get("Failed", [])]
+
+        return await _chunked(receipts, call)
+
+    async def change_visibility(self, entries: Sequence[tuple[str, int]]) -> list[str]:
+        """Set (receipt, seconds) visibility; returns the receipts that failed."""
+
+        async def call(chunk: Sequence[tuple[str, int]]) -> list[str]:
+            reply = await self._client.change_message_visibility_batch(
+                QueueUrl=self.url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "ReceiptHandle": r,
+                        "VisibilityTimeout": max(0, min(MAX_VISIBILITY, int(s))),
+                    }
+                    for i, (r, s) in enumerate(chunk)
+                ],
+            )
+            return [chunk[int(f["Id"])][0] for f in reply.get("Failed", [])]
+
+        return await _chunked(entries, call)
+
+    async def dead_letter(self, items: Sequence[tuple[Received, str]]) -> list[Received]:
+        """Copy each message to the DLQ with its reason as an attribute, then delete it.
+
+        A message is deleted only once the DLQ holds it; returns the ones left in place.
+        """
+
+        async def call(chunk: Sequence[tuple[Received, str]]) -> list[Received]:
+            reply = await self._client.send_message_batch(
+                QueueUrl=self.dead_letter_url,
+                Entries=[
+                    {
+                        "Id": str(i),
+                        "MessageBody": msg.body,
+                        "MessageAttributes": {
+                            REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000]},
+                            "dispatcher_source_id": {
+                                "DataType": "String",
+                                "StringValue": msg.sqs_id,
+                            },
+                        },
+                    }
+                    for i, (msg, reason) in enumerate(chunk)
+                ],
+            )
+            failed = {int(f["Id"]) for f in reply.get("Failed", [])}
+            moved = [msg for i, (msg, _) in enumerate(chunk) if i not in failed]
+            undeleted = set(await self.delete([m.receipt for m in moved]))
+            return [chunk[i][0] for i in sorted(failed)] + [
+                m for m in moved if m.receipt in undeleted
+            ]
+
+        return await _chunked(items, call)
+
+    async def depth(self) -> int:
+        """Messages waiting plus in flight (approximate, as SQS reports it)."""
+        reply = await self._client.get_queue_attributes(
+            QueueUrl=self.url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )
+        attrs = reply.get("Attributes", {})
+        return int(attrs.get("ApproximateNumberOfMessages", 0)) + int(
+            attrs.get("ApproximateNumberOfMessagesNotVisible", 0)
+        )
+
+
+async def resolve_dead_letter_url(client: Any, url: str) -> str | None:
+    """The DLQ named in the queue's RedrivePolicy, if it has one."""
+    reply = await client.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])
+    policy = reply.get("Attributes", {}).get("RedrivePolicy")
+    if not policy:
+        return None
+    arn = str(orjson.loads(policy)["deadLetterTargetArn"])
+    account, name = arn.split(":")[4], arn.split(":")[5]
+    found = await client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
+    return str(found["QueueUrl"])
+
+
+async def _chunked(
+    items: Sequence[T], call: Callable[[Sequence[T]], Awaitable[list[R]]]
+) -> list[R]:
+    chunks = [items[i : i + SQS_BATCH] for i in range(0, len(items), SQS_BATCH)]
+    results = await asyncio.gather(*(call(chunk) for chunk in chunks))
+    return [item for failed in results for item in failed]

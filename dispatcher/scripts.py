@@ -1,0 +1,53 @@
+"""Lua scripts from `dispatcher/lua/*.lua`, loaded once and called by SHA.
+
+Calls are queued on a non-transactional pipeline with EVALSHA, so a batch costs one round trip
+(redis-py's own `register_script` adds a SCRIPT EXISTS trip to every pipeline). When Redis has
+lost its script cache (a restart or failover), the batch is retried once after reloading.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from importlib import resources
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError
+
+
+class LuaScript:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.source = resources.files("dispatcher").joinpath("lua", f"{name}.lua").read_text()
+        self.sha = hashlib.sha1(self.source.encode()).hexdigest()
+
+    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | int]) -> None:
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+
+async def load(client: Redis, scripts: Sequence[LuaScript]) -> None:
+    for script in scripts:
+        await client.script_load(script.source)
+
+
+async def run_batch(
+    client: Redis, scripts: Sequence[LuaScript], build: Callable[[Pipeline], None]
+) -> list[Any]:
+    """Queue calls with `build` and execute them in one round trip; reload scripts once."""
+    for attempt in (1, 2):
+        async with client.pipeline(transaction=False) as pipe:
+            build(pipe)
+            try:
+                replies: list[Any] = await pipe.execute(raise_on_error=False)
+            except NoScriptError:
+                replies = [NoScriptError()]
+        if attempt == 1 and any(isinstance(r, NoScriptError) for r in replies):
+            await load(client, scripts)
+            continue
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+    raise AssertionError("unreachable")

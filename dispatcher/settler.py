@@ -1,0 +1,192 @@
+"""Record outcomes, then act on the queue, in batches.
+
+Completed sends accumulate while the previous flush runs, so one flush records many outcomes in
+one Redis round trip and deletes in SQS batches of 10. A message is deleted, delayed or
+dead-lettered only after the ledger holds its outcome; when Redis cannot be written the
+completions wait for the next flush and the messages stay invisible (the heartbeat extends them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import structlog
+from redis.exceptions import RedisError
+
+from dispatcher.delivery import Action, Decision
+from dispatcher.ledger import RecordStatus, Settlement, SettleVerdict
+from dispatcher.queue import Received
+
+if TYPE_CHECKING:
+    from dispatcher.worker import InFlight, Worker
+
+log = structlog.get_logger("dispatcher.send")
+
+
+class Settler:
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+        self._completions: list[tuple[InFlight, Decision]] = []
+        self._deletes: list[Received] = []
+        self._delays: list[tuple[Received, int]] = []
+        self._dead: list[tuple[Received, str]] = []
+        self._wake = asyncio.Event()
+        self._redis_failures = 0
+
+    def complete(self, entry: InFlight, decision: Decision) -> None:
+        self._completions.append((entry, decision))
+        self._wake.set()
+
+    def enqueue_delete(self, messages: Sequence[Received]) -> None:
+        self._deletes.extend(messages)
+        self._wake.set()
+
+    def enqueue_visibility(self, messages: Sequence[tuple[Received, int]]) -> None:
+        self._delays.extend(messages)
+        self._wake.set()
+
+    def enqueue_dead_letter(self, messages: Sequence[tuple[Received, str]]) -> None:
+        self._dead.extend(messages)
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+            if self._redis_failures:
+                await asyncio.sleep(min(5.0, 0.1 * 2 ** min(self._redis_failures, 6)))
+                self._wake.set()
+
+    async def close(self) -> None:
+        """Final flush at shutdown: everything recorded is also acted on."""
+        await self.flush()
+
+    async def flush(self) -> None:
+        completions, self._completions = self._completions, []
+        if completions:
+            await self._record(completions)
+        deletes, self._deletes = self._deletes, []
+        delays, self._delays = self._delays, []
+        dead, self._dead = self._dead, []
+        if deletes or delays or dead:
+            await self._act(deletes, delays, dead)
+
+    async def _record(self, completions: list[tuple[InFlight, Decision]]) -> None:
+        worker = self._worker
+        try:
+            settled = await worker.ledger.settle([_settlement(e, d) for e, d in completions])
+        except RedisError as exc:
+            self._redis_failures += 1
+            if self._redis_failures == 1:
+                log.warning("ledger_unavailable", error=type(exc).__name__)
+            self._completions[:0] = completions
+            return
+        self._redis_failures = 0
+        for (entry, decision), result in zip(completions, settled, strict=True):
+            worker.in_flight.pop(entry.email.id, None)
+            worker.slots.release(1)
+            if result.verdict is SettleVerdict.STALE:
+                log.warning("claim_lost", id=entry.email.id)
+                continue
+            if result.verdict is SettleVerdict.SENT or decision.action is Action.DELETE:
+                self._deletes.append(entry.received)
+            elif decision.action is Action.RETRY:
+                self._delays.append((entry.received, decision.delay))
+            else:
+                self._dead.append((entry.received, decision.reason))
+            self._count(decision, result.verdict)
+            _canonical_line(entry, decision, result.attempts)
+
+    def _count(self, decision: Decision, verdict: SettleVerdict) -> None:
+        stats = self._worker.stats
+        if verdict is SettleVerdict.SENT:
+            stats.duplicates += 1
+        elif decision.status is RecordStatus.SENT:
+            stats.sent += 1
+        elif decision.action is Action.RETRY:
+            stats.retried += 1
+        elif decision.action is Action.DEAD_LETTER:
+            stats.dead_lettered += 1
+        else:
+            stats.rejected += 1
+
+    async def _act(
+        self,
+        deletes: list[Received],
+        delays: list[tuple[Received, int]],
+        dead: list[tuple[Received, str]],
+    ) -> None:
+        queue = self._worker.queue
+        results = await asyncio.gather(
+            queue.delete([m.receipt for m in deletes]),
+            queue.change_visibility([(m.receipt, s) for m, s in delays]),
+            queue.dead_letter(dead),
+            return_exceptions=True,
+        )
+        for name, result in zip(
+            ("delete", "change_visibility", "dead_letter"), results, strict=True
+        ):
+            if isinstance(result, BaseException) or result:
+                # The message stays on the queue and comes back; the ledger decides then.
+                log.warning(
+                    "queue_action_failed",
+                    action=name,
+                    error=type(result).__name__
+                    if isinstance(result, BaseException)
+                    else f"{len(result)} entries",
+                )
+
+    async def release(self, entries: Sequence[InFlight]) -> None:
+        """Hand unfinished messages back at shutdown: claim released, visible again now."""
+        worker = self._worker
+        try:
+            await worker.ledger.extend([(e.email.id, e.owner) for e in entries], 0)
+        except RedisError as exc:
+            log.warning("release_claims_failed", error=type(exc).__name__)
+        try:
+            failed = len(
+                await worker.queue.change_visibility([(e.received.receipt, 0) for e in entries])
+            )
+        except Exception as exc:  # they reappear after their visibility timeout instead
+            log.warning("release_visibility_failed", error=type(exc).__name__)
+            failed = len(entries)
+        for entry in entries:
+            worker.in_flight.pop(entry.email.id, None)
+            worker.slots.release(1)
+        worker.stats.released += len(entries)
+        log.info("released", count=len(entries), visibility_failed=failed)
+
+
+def _settlement(entry: InFlight, decision: Decision) -> Settlement:
+    last = decision.last
+    return Settlement(
+        message_id=entry.email.id,
+        owner=entry.owner,
+        status=decision.status,
+        provider=last.provider if last else None,
+        provider_message_id=last.provider_message_id if last else None,
+        error=None if decision.status is RecordStatus.SENT else decision.reason or None,
+        count_attempt=decision.count_attempt,
+        ambiguous_via=decision.ambiguous_via,
+    )
+
+
+def _canonical_line(entry: InFlight, decision: Decision, attempts: int) -> None:
+    last = decision.last
+    log.info(
+        "send",
+        id=entry.email.id,
+        batch_id=entry.email.batch_id,
+        status=decision.status.value,
+        action=decision.action.value,
+        provider=last.provider if last else None,
+        outcome=last.status.value if last else None,
+        error=last.error if last and last.error else None,
+        latency_ms=round(1000 * sum(o.latency for o in decision.tried), 1),
+        attempt=attempts,
+        delay_s=decision.delay or None,
+        tried=",".join(f"{o.provider}:{o.status.value}" for o in decision.tried) or None,
+    )

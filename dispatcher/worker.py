@@ -1,0 +1,254 @@
+"""The dispatch loop: poll SQS, claim, send concurrently, record, then delete.
+
+    pollers (N long-polls) -> admit (decode, claim: 1 Redis trip per batch) -> send tasks
+    send tasks -> completions -> settler (ledger.settle: 1 Redis trip per flush)
+               -> queue actions (delete / visibility / DLQ, batched by 10)
+
+A message leaves the queue only after its outcome is recorded. `stop()` (SIGTERM) stops
+polling, lets sends finish for `drain_seconds`, then hands unfinished messages back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import random
+import socket
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import structlog
+from redis.exceptions import RedisError
+
+from dispatcher.config import DispatchSettings
+from dispatcher.delivery import Action, Decision, attempt, unfit
+from dispatcher.ledger import ClaimRequest, ClaimVerdict, Ledger, RecordStatus
+from dispatcher.message import Email, MessageError, decode
+from dispatcher.queue import SQS_BATCH, Received, SqsQueue
+from dispatcher.router import Router
+from dispatcher.settler import Settler
+from dispatcher.slots import Slots
+from dispatcher.stats import Stats
+
+log = structlog.get_logger("dispatcher.worker")
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class InFlight:
+    received: Received
+    email: Email
+    owner: str
+    attempts_before: int
+    started: float = field(default_factory=time.monotonic)
+    task: asyncio.Task[None] | None = None
+
+
+class Worker:
+    def __init__(
+        self,
+        policy: DispatchSettings,
+        queue: SqsQueue,
+        ledger: Ledger,
+        router: Router,
+        stats: Stats | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.policy = policy
+        self.queue = queue
+        self.ledger = ledger
+        self.router = router
+        self.stats = stats or Stats()
+        self.rng = rng or random.Random()
+        self.in_flight: dict[str, InFlight] = {}
+        self.slots = Slots(policy.max_in_flight)
+        self.settler = Settler(self)
+        self._stopping = asyncio.Event()
+        self._owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{self.rng.getrandbits(32):x}"
+        self._owners = itertools.count()
+        self._lease = queue.visibility_timeout + 5.0
+
+    def stop(self) -> None:
+        """Stop polling and begin the drain (safe to call from a signal handler)."""
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def run(self) -> None:
+        await self.ledger.load_scripts()
+        async with asyncio.TaskGroup() as group:
+            pollers = [group.create_task(self._poll_loop()) for _ in range(self.policy.pollers)]
+            heartbeat = group.create_task(self._heartbeat_loop())
+            settling = group.create_task(self.settler.run())
+            await self._stopping.wait()
+            # Long polls are let finish (a cancelled one can still take messages on the server
+            # side, hiding them for a visibility timeout); what they bring is handed back.
+            await asyncio.gather(self._finish_sends(), *pollers)
+            await self._hand_back()
+            heartbeat.cancel()
+            await self.settler.close()
+            settling.cancel()
+        log.info("worker_stopped", sent=self.stats.sent, released=self.stats.released)
+
+    async def _poll_loop(self) -> None:
+        failures = 0
+        while not self.stopping:
+            room = await self._until_stopped(self.slots.acquire(SQS_BATCH))
+            if room is None:
+                return
+            try:
+                batch = await self.queue.receive(room)
+                failures = 0
+            except Exception as exc:  # network or AWS error: back off, never crash the loop
+                self.slots.release(room)
+                failures += 1
+                log.warning("receive_failed", error=type(exc).__name__, detail=str(exc)[:200])
+                await self._until_stopped(asyncio.sleep(min(10.0, 0.2 * 2 ** min(failures, 6))))
+                continue
+            self.slots.release(room - len(batch))
+            if self._stopping.is_set():  # stopped during the long poll: hand the batch back
+                self.slots.release(len(batch))
+                self.stats.released += len(batch)
+                self.settler.enqueue_visibility([(message, 0) for message in batch])
+                return
+            if batch:
+                self.stats.received += len(batch)
+                await self._admit(batch)
+
+    async def _until_stopped(self, awaitable: Awaitable[T]) -> T | None:
+        """Await `awaitable` unless `stop()` comes first (then cancel it and return None)."""
+        work = asyncio.ensure_future(awaitable)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if work.done():
+            return work.result()
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        return None
+
+    async def _admit(self, batch: list[Received]) -> None:
+        """Decode and claim a received batch, then start a send task per claimed message."""
+        fresh: list[InFlight] = []
+        for message in batch:
+            entry = self._decode(message)
+            if entry is not None:
+                fresh.append(entry)
+        if not fresh:
+            return
+        try:
+            claims = await self.ledger.claim(
+                [
+                    ClaimRequest(e.email.id, e.owner, e.email.batch_id, e.email.created_at)
+                    for e in fresh
+                ],
+                self._lease,
+            )
+        except RedisError as exc:
+            log.warning("claim_failed", error=type(exc).__name__, count=len(fresh))
+            self.settler.enqueue_visibility([(e.received, 5) for e in fresh])
+            self.slots.release(len(fresh))
+            return
+        for entry, claim in zip(fresh, claims, strict=True):
+            if claim.verdict is ClaimVerdict.CLAIMED:
+                self._start(entry, claim.attempts)
+                continue
+            self.slots.release(1)
+            if claim.verdict is ClaimVerdict.BUSY:
+                self.stats.busy += 1
+                self.settler.enqueue_visibility([(entry.received, max(1, round(claim.busy_for)))])
+            else:
+                self.stats.duplicates += 1
+                self.settler.enqueue_delete([entry.received])
+
+    def _decode(self, message: Received) -> InFlight | None:
+        try:
+            email = decode(message.body)
+        except MessageError as exc:
+            self.slots.release(1)
+            self.stats.poison += 1
+            log.warning("poison_message", sqs_id=message.sqs_id, field=exc.field, reason=exc.reason)
+            self.settler.enqueue_dead_letter([(message, f"invalid message: {exc}")])
+            return None
+        held = self.in_flight.get(email.id)
+        if held is not None:  # this process is sending it already
+            self.slots.release(1)
+            if held.received.sqs_id == message.sqs_id:
+                held.received = message  # the newest receipt is the one SQS honours
+                self.stats.redelivered += 1
+            else:
+                self.stats.busy += 1
+                self.settler.enqueue_visibility([(message, self.queue.visibility_timeout)])
+            return None
+        if unfit(email, self.router.providers):
+            self.slots.release(1)
+            self.settler.enqueue_dead_letter([(message, "too large for every provider")])
+            return None
+        return InFlight(message, email, f"{self._owner_prefix}:{next(self._owners)}", 0)
+
+    def _start(self, entry: InFlight, attempts_before: int) -> None:
+        entry.attempts_before = attempts_before
+        self.in_flight[entry.email.id] = entry
+        entry.task = asyncio.create_task(self._send(entry), name=f"send:{entry.email.id}")
+
+    async def _send(self, entry: InFlight) -> None:
+        try:
+            decision = await attempt(
+                entry.email, self.router.order(), entry.attempts_before, self.policy, self.rng
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug of ours: keep the message, retry it later
+            log.exception("send_crashed", id=entry.email.id)
+            decision = Decision(
+                RecordStatus.QUEUED,
+                Action.RETRY,
+                (),
+                reason=f"internal: {type(exc).__name__}",
+                delay=30,
+                count_attempt=False,
+            )
+        for outcome in decision.tried:
+            self.stats.record(outcome)
+        self.settler.complete(entry, decision)
+
+    async def _heartbeat_loop(self) -> None:
+        """Keep long sends invisible on the queue and their claims leased."""
+        period = max(1.0, self.queue.visibility_timeout / 3)
+        while True:
+            await asyncio.sleep(period)
+            cutoff = time.monotonic() - period
+            slow = [e for e in self.in_flight.values() if e.started <= cutoff]
+            if not slow:
+                continue
+            with contextlib.suppress(Exception):
+                await self.queue.change_visibility(
+                    [(e.received.receipt, self.queue.visibility_timeout) for e in slow]
+                )
+            with contextlib.suppress(RedisError):
+                await self.ledger.extend([(e.email.id, e.owner) for e in slow], self._lease)
+
+    async def _finish_sends(self) -> None:
+        """Let in-flight sends finish for `drain_seconds`, then cancel the rest."""
+        deadline = self.policy.drain_seconds
+        tasks = [e.task for e in self.in_flight.values() if e.task is not None]
+        log.info("draining", in_flight=len(tasks), deadline_s=deadline)
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=deadline)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _hand_back(self) -> None:
+        """Record what finished; give every unfinished message back to the queue now."""
+        await self.settler.flush()
+        unfinished = list(self.in_flight.values())
+        if unfinished:
+            await self.settler.release(unfinished)

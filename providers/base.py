@@ -1,0 +1,138 @@
+"""The `Provider` protocol and the closed outcome vocabulary every provider maps onto.
+
+A provider never raises for a provider answer: `send` returns an `Outcome` whose `status` is one
+of five values, and the dispatcher decides what to do from that alone::
+
+    Status
+    ├── SENT        accepted; `provider_message_id` holds the provider's id
+    ├── REJECTED    permanent for this message (bad address, content refused): never failed over
+    ├── THROTTLED   rate-limited; `retry_after` when the provider said; not an outage
+    ├── DOWN        the provider cannot take mail now (5xx before acceptance, refused connection,
+    │               paused account, or `misconfigured`: bad key, unverified sender)
+    └── AMBIGUOUS   the request was written but no answer came (timeout, reset, 500/504):
+                    the provider may have accepted it
+
+Exceptions are kept for our own faults. `ProviderConfigError` (also a `ValueError`) is raised at
+start-up for a provider whose settings cannot work.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import enum
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Protocol, runtime_checkable
+
+from dispatcher.config import ProviderSettings
+from dispatcher.message import Email
+
+
+class Status(enum.StrEnum):
+    SENT = "sent"
+    REJECTED = "rejected"
+    THROTTLED = "throttled"
+    DOWN = "down"
+    AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What one provider answered for one email."""
+
+    status: Status
+    provider: str
+    latency: float = 0.0  # seconds spent in the provider call
+    provider_message_id: str | None = None
+    error: str | None = None  # short machine-readable class, e.g. "http_503", "timeout"
+    detail: str | None = None  # provider's own words, truncated; never contains recipients
+    retry_after: float | None = None  # seconds, from X-RateLimit-Reset / Retry-After
+    misconfigured: bool = False  # DOWN because of our credentials or sender: open for long
+
+    @property
+    def failover(self) -> bool:
+        """Whether another provider may be tried for this message right away."""
+        return self.status in (Status.THROTTLED, Status.DOWN)
+
+
+class ProviderError(Exception):
+    """Base of the errors a provider module raises for our own faults."""
+
+
+class ProviderConfigError(ProviderError, ValueError):
+    """Provider settings that cannot work (missing key, bad URL); raised at start-up."""
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """One email provider. Build the request, post it, parse the answer into an `Outcome`."""
+
+    @property
+    def name(self) -> str:
+        """The configured name (unique per dispatcher), used in logs, health and the ledger."""
+        ...
+
+    @property
+    def max_message_bytes(self) -> int:
+        """The largest message this provider accepts; larger ones are routed elsewhere."""
+        ...
+
+    async def send(self, email: Email) -> Outcome:
+        """Send one email. Returns an `Outcome`; raises only on cancellation."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release sessions and clients."""
+        ...
+
+
+class BaseProvider(abc.ABC):
+    """What every provider shares: its name, its size limit, and `send`, which runs the
+    subclass's `_send` (build, post, parse) under the configured timeout."""
+
+    def __init__(self, settings: ProviderSettings, max_message_bytes: int) -> None:
+        self._name = settings.name
+        self._timeout = settings.timeout_seconds
+        self._max_message_bytes = max_message_bytes
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self._max_message_bytes
+
+    async def send(self, email: Email) -> Outcome:
+        return await timed(self._name, lambda: self._send(email), self._timeout)
+
+    async def aclose(self) -> None:
+        """Nothing of its own to release by default (a shared session belongs to the caller)."""
+        return None
+
+    @abc.abstractmethod
+    async def _send(self, email: Email) -> Outcome:
+        """Build the request, post it, parse the answer."""
+
+
+def truncate(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+async def timed(provider: str, call: Callable[[], Awaitable[Outcome]], seconds: float) -> Outcome:
+    """Run one provider call for at most `seconds`, stamping its latency; a timeout is AMBIGUOUS."""
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(seconds):
+            outcome = await call()
+    except TimeoutError:
+        return Outcome(
+            Status.AMBIGUOUS,
+            provider,
+            time.perf_counter() - started,
+            error="timeout",
+            detail=f"no answer within {seconds:g}s",
+        )
+    return replace(outcome, latency=time.perf_counter() - started)

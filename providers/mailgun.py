@@ -1,0 +1,90 @@
+"""Mailgun `POST /v3/{domain}/messages`: build form fields, post with aiohttp, parse.
+
+The body is form-encoded with repeated `to`, `cc` and `bcc` fields; custom headers travel as
+`h:<Name>`, tags and the `dispatcher_id` as `v:<name>` (Mailgun echoes these user variables in
+its events). A 200 `{"id": "<...>", "message": "Queued. Thank you."}` is SENT; the id is kept
+without its angle brackets, as Mailgun's events and webhooks write it. Other answers map as
+`providers._common` draws it, with the error text taken from `{"message": ...}`.
+"""
+
+from __future__ import annotations
+
+import base64
+from email.utils import formataddr
+
+import aiohttp
+
+from dispatcher.config import ProviderSettings
+from dispatcher.message import Address, Email
+from providers._common import Answer, api_key, base_url, body_text, failure, json_body, post
+from providers.base import BaseProvider, Outcome, ProviderConfigError, Status
+
+DEFAULT_BASE_URL = "https://api.mailgun.net"
+MAX_MESSAGE_BYTES = 25 * 1024 * 1024
+
+Fields = list[tuple[str, str]]
+
+
+class Mailgun(BaseProvider):
+    """One Mailgun sending domain, posting through a shared `aiohttp.ClientSession`."""
+
+    def __init__(self, settings: ProviderSettings, http: aiohttp.ClientSession) -> None:
+        if not settings.domain:
+            raise ProviderConfigError(f"provider {settings.name}: domain is required")
+        super().__init__(settings, MAX_MESSAGE_BYTES)
+        self._http = http
+        root = base_url(settings.base_url, DEFAULT_BASE_URL, settings.name)
+        self._url = f"{root}/v3/{settings.domain}/messages"
+        self._headers = {
+            "Authorization": basic_auth("api", api_key(settings.api_key, settings.name))
+        }
+
+    async def _send(self, email: Email) -> Outcome:
+        answer = await post(
+            self._http,
+            self._name,
+            self._url,
+            self._timeout,
+            data=build(email),
+            headers=self._headers,
+        )
+        return answer if isinstance(answer, Outcome) else parse(self._name, answer)
+
+
+def build(email: Email) -> Fields:
+    """The form fields for `email`, in order; repeated names are repeated fields."""
+    fields: Fields = [("from", _mailbox(email.sender))]
+    fields += [("to", _mailbox(a)) for a in email.to]
+    fields += [("cc", _mailbox(a)) for a in email.cc]
+    fields += [("bcc", _mailbox(a)) for a in email.bcc]
+    fields.append(("subject", email.subject))
+    if email.text is not None:
+        fields.append(("text", email.text))
+    if email.html is not None:
+        fields.append(("html", email.html))
+    if email.reply_to:
+        fields.append(("h:Reply-To", ", ".join(_mailbox(a) for a in email.reply_to)))
+    fields += [(f"h:{key}", value) for key, value in email.headers]
+    variables = {**dict(email.tags), "dispatcher_id": email.id}
+    fields += [(f"v:{key}", value) for key, value in variables.items()]
+    return fields
+
+
+def parse(provider: str, answer: Answer) -> Outcome:
+    doc = json_body(answer.body)
+    if 200 <= answer.status < 300:
+        raw = doc.get("id") if isinstance(doc, dict) else None
+        message_id = str(raw).strip().strip("<>") if raw else None
+        return Outcome(Status.SENT, provider, provider_message_id=message_id)
+    words = doc.get("message") if isinstance(doc, dict) else body_text(answer.body)
+    return failure(provider, answer, str(words) if words else None)
+
+
+def basic_auth(login: str, password: str) -> str:
+    """The `Authorization` value for HTTP basic auth (aiohttp's `BasicAuth` is deprecated)."""
+    return "Basic " + base64.b64encode(f"{login}:{password}".encode()).decode("ascii")
+
+
+def _mailbox(address: Address) -> str:
+    """`Name <address>`, quoted as RFC 5322 needs and RFC 2047-encoded when not ASCII."""
+    return formataddr((address.name or "", address.email))

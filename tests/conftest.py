@@ -1,0 +1,112 @@
+"""Shared fixtures: a real redis-server, moto_server (SQS and SES) and, when installed, fauxqs.
+
+redis_server  session   `RedisServer` (dispatcher.devstack) on a free port, no persistence
+redis_url     function  its URL, after FLUSHALL: every test starts from an empty Redis
+redis         function  `redis.asyncio.Redis` on redis_url, closed after the test
+moto_server   session   from tests.fakes.fixtures: one moto_server (SQS + SES, recording on)
+moto          function  from tests.fakes.fixtures: moto_server, reset before the test
+fauxqs        session   `Fauxqs` (dispatcher.devstack); the test is skipped if not installed
+sqs_endpoint  function  the SQS endpoint: moto (reset), or fauxqs with DEVSTACK_TEST_SQS=fauxqs
+sqs           function  an aiobotocore SQS client on sqs_endpoint, closed after the test
+queues        function  `QueuePair(url, dlq_url)`: a fresh, uniquely named queue and its DLQ
+                        (maxReceiveCount 10, visibility 60 s; change them with
+                        `@pytest.mark.parametrize("queues", [{"max_receive_count": 2}],
+                        indirect=True)`), deleted after the test
+
+The AWS test credentials (`AWS_CREDENTIALS`) are in the environment for the whole session.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+
+from dispatcher.devstack import (
+    AWS_CREDENTIALS,
+    Fauxqs,
+    QueuePair,
+    RedisServer,
+    create_queue_pair,
+    sqs_client,
+)
+
+__all__ = ["QueuePair"]  # tests import it from here
+
+# The fake SendGrid / Mailgun / SES servers and moto (`http`, `fake_*`, `moto_server`, `moto`).
+pytest_plugins = ["tests.fakes.fixtures"]
+
+SQS_BACKEND_ENV = "DEVSTACK_TEST_SQS"  # "moto" (default) or "fauxqs"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _aws_test_credentials() -> Iterator[None]:
+    """Dummy credentials for the session, so no test can reach a real AWS account."""
+    with pytest.MonkeyPatch.context() as patch:
+        for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            patch.delenv(key, raising=False)
+        for key, value in AWS_CREDENTIALS.items():
+            patch.setenv(key, value)
+        yield
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    with RedisServer() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    with SyncRedis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture(scope="session")
+def fauxqs() -> Iterator[Fauxqs]:
+    if not Fauxqs.installed():
+        pytest.skip(f"fauxqs is not installed at {Fauxqs.cli_path()}: run `make fauxqs`")
+    with Fauxqs() as server:
+        yield server
+
+
+@pytest.fixture
+def sqs_endpoint(request: pytest.FixtureRequest) -> str:
+    backend = os.environ.get(SQS_BACKEND_ENV, "moto")
+    if backend not in ("moto", "fauxqs"):
+        raise pytest.UsageError(f"{SQS_BACKEND_ENV}={backend!r}: use moto or fauxqs")
+    server = request.getfixturevalue(backend)
+    return str(server.endpoint_url)
+
+
+@pytest.fixture
+async def sqs(sqs_endpoint: str) -> AsyncIterator[Any]:
+    async with sqs_client(sqs_endpoint) as client:
+        yield client
+
+
+@pytest.fixture
+async def queues(sqs: Any, request: pytest.FixtureRequest) -> AsyncIterator[QueuePair]:
+    options: dict[str, int] = getattr(request, "param", {})
+    pair = await create_queue_pair(sqs, f"t-{uuid.uuid4().hex[:16]}", **options)
+    yield pair
+    for url in pair:
+        with contextlib.suppress(ClientError):  # e.g. moto was reset during the test
+            await sqs.delete_queue(QueueUrl=url)

@@ -1,0 +1,132 @@
+"""Helpers for end-to-end tests: settings, enqueueing, a running worker, and waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
+
+import orjson
+
+from dispatcher.app import open_worker
+from dispatcher.config import Settings, parse
+from dispatcher.ledger import Record
+from dispatcher.stats import Stats
+from dispatcher.worker import Worker
+from providers.base import Provider
+
+
+def settings(
+    queue_url: str,
+    endpoint_url: str,
+    redis_url: str,
+    providers: Sequence[dict[str, Any]],
+    *,
+    strategy: str = "priority",
+    visibility_timeout: int = 30,
+    **dispatch: Any,
+) -> Settings:
+    return parse(
+        {
+            "queue": {
+                "url": queue_url,
+                "endpoint_url": endpoint_url,
+                "wait_time_seconds": 1,
+                "visibility_timeout": visibility_timeout,
+            },
+            "redis": {"url": redis_url, "key_prefix": "t:"},
+            "dispatch": {"drain_seconds": 10, "backoff_base_seconds": 1, "pollers": 2, **dispatch},
+            "routing": {"strategy": strategy},
+            "providers": list(providers),
+        }
+    )
+
+
+def email_doc(index: int, **overrides: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "v": 1,
+        "id": f"msg-{index:05d}",
+        "batch_id": "batch-1",
+        "from": {"email": "shop@example.com", "name": "Shop"},
+        "to": [{"email": f"user{index}@example.org", "name": f"User {index}"}],
+        "subject": f"Order {index}",
+        "text": "Thanks for your order.",
+        "html": "<p>Thanks for your order.</p>",
+        "tags": {"kind": "receipt"},
+        "created_at": time.time(),
+    }
+    doc.update(overrides)
+    return doc
+
+
+async def enqueue(sqs: Any, url: str, bodies: Sequence[dict[str, Any] | bytes]) -> None:
+    """Send bodies in batches of 10, a few batches at a time."""
+    raw = [b if isinstance(b, bytes) else orjson.dumps(b) for b in bodies]
+    batches = [raw[i : i + 10] for i in range(0, len(raw), 10)]
+    for start in range(0, len(batches), 8):
+        await asyncio.gather(
+            *(
+                sqs.send_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(i), "MessageBody": body.decode()} for i, body in enumerate(batch)
+                    ],
+                )
+                for batch in batches[start : start + 8]
+            )
+        )
+
+
+@contextlib.asynccontextmanager
+async def running(
+    config: Settings,
+    providers: Sequence[Provider] | None = None,
+) -> AsyncIterator[Worker]:
+    """A worker running in a task; stopped and drained on exit, its errors re-raised."""
+    async with open_worker(config, providers=providers, stats=Stats()) as worker:
+        task = asyncio.create_task(worker.run())
+        try:
+            yield worker
+        finally:
+            worker.stop()
+            async with asyncio.timeout(60):
+                await task
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool] | bool], seconds: float = 60, what: str = "condition"
+) -> None:
+    """Poll `check` until it holds; fail the test after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def drain_queue(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Receive everything visible on `url` (for reading a DLQ), with message attributes."""
+    found: list[dict[str, Any]] = []
+    while True:
+        reply = await sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0, MessageAttributeNames=["All"]
+        )
+        messages = reply.get("Messages", [])
+        if not messages:
+            return found
+        found.extend(messages)
+
+
+def statuses(records: Sequence[Record | None]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        key = record.status.value if record else "missing"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
