@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
@@ -23,7 +23,9 @@ _PROVIDER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "ses": (frozenset({"region", "endpoint_url", "configuration_set"}), frozenset()),
     "simulated": (frozenset({"latency_ms", "error_rate", "seed"}), frozenset()),
 }
-_COMMON_PROVIDER_KEYS = frozenset({"name", "type", "weight", "timeout_seconds"})
+_COMMON_PROVIDER_KEYS = frozenset(
+    {"name", "type", "weight", "timeout_seconds", "rate_limit", "burst"}
+)
 
 
 class ConfigError(ValueError):
@@ -65,6 +67,33 @@ class DispatchSettings:
 @dataclass(frozen=True, slots=True)
 class RoutingSettings:
     strategy: str = "priority"
+    window_seconds: int = 30  # sliding window of provider health, in buckets of bucket_seconds
+    bucket_seconds: int = 1
+    stale_seconds: float = 60.0  # no data for this long: weights fall back to neutral
+    latency_decay_seconds: float = 10.0  # peak-EWMA forgiveness time constant
+    slow_start_seconds: float = 30.0  # after recovery, share ramps up over this long
+    panic_threshold: float = 0.5  # under this share of healthy providers: spread on purpose
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerSettings:
+    """Circuit breaker of one provider; `[breaker]` sets the defaults, a provider overrides."""
+
+    error_rate_threshold: float = 0.5  # failures / calls in the window, after minimum_calls
+    slow_call_rate_threshold: float = 0.8  # slow calls / calls in the window
+    slow_call_seconds: float = 5.0  # a call slower than this is slow
+    minimum_calls: int = 20  # no rate verdict on fewer calls than this
+    consecutive_failures: int = 5  # fast trip
+    open_seconds: float = 5.0  # first open period; doubles with each trip, jittered
+    open_max_seconds: float = 300.0
+    misconfigured_open_seconds: float = 900.0  # bad key or sender: open this long at once
+    half_open_permits: int = 2  # probes in flight at once, across all replicas
+    half_open_successes: int = 3  # successes that close it
+    permit_lease_seconds: float = 30.0  # a crashed probe frees its permit after this
+    healthy_reset_seconds: float = 120.0  # closed and healthy this long: trip count resets
+
+
+_BREAKER_KEYS = frozenset(f.name for f in fields(BreakerSettings))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +116,9 @@ class ProviderSettings:
     latency_ms: float = 50.0
     error_rate: float = 0.0
     seed: int | None = None
+    rate_limit: float = 0.0  # sends per second across all replicas; 0 means no limit
+    burst: int = 0  # sends allowed at once above the steady rate (default: 1 s worth)
+    breaker: BreakerSettings = BreakerSettings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +128,7 @@ class Settings:
     redis: RedisSettings = RedisSettings()
     dispatch: DispatchSettings = DispatchSettings()
     routing: RoutingSettings = RoutingSettings()
+    breaker: BreakerSettings = BreakerSettings()
     log: LogSettings = LogSettings()
 
     def provider(self, name: str) -> ProviderSettings:
@@ -107,6 +140,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "redis": RedisSettings,
     "dispatch": DispatchSettings,
     "routing": RoutingSettings,
+    "breaker": BreakerSettings,
     "log": LogSettings,
 }
 
@@ -166,7 +200,8 @@ def parse(doc: Mapping[str, Any]) -> Settings:
     if "queue" not in doc:
         raise ConfigError("queue.url", "is required")
     sections = {name: _build(cls, doc.get(name, {}), name) for name, cls in _SECTIONS.items()}
-    settings = Settings(providers=_providers(doc.get("providers", [])), **sections)
+    providers = _providers(doc.get("providers", []), sections["breaker"])
+    settings = Settings(providers=providers, **sections)
     _check(settings)
     return settings
 
@@ -178,7 +213,7 @@ def _provider_entry(entries: list[dict[str, Any]], env_name: str, var: str) -> d
     raise ConfigError(var, f"no [[providers]] entry is named {env_name!r}")
 
 
-def _providers(raw: object) -> tuple[ProviderSettings, ...]:
+def _providers(raw: object, breaker: BreakerSettings) -> tuple[ProviderSettings, ...]:
     if not isinstance(raw, list) or not raw:
         raise ConfigError("providers", "at least one [[providers]] entry is required")
     built: list[ProviderSettings] = []
@@ -192,18 +227,27 @@ def _providers(raw: object) -> tuple[ProviderSettings, ...]:
                 f"{where}.type", f"{kind!r} is not one of {', '.join(PROVIDER_TYPES)}"
             )
         allowed, required = _PROVIDER_KEYS[kind]
-        extra = sorted(set(entry) - allowed - _COMMON_PROVIDER_KEYS)
+        extra = sorted(set(entry) - allowed - _COMMON_PROVIDER_KEYS - _BREAKER_KEYS)
         if extra:
             raise ConfigError(f"{where}.{extra[0]}", f"not a key of a {kind} provider")
         missing = sorted(required - {k for k, v in entry.items() if v not in (None, "")})
         if missing:
             raise ConfigError(f"{where}.{missing[0]}", f"is required for a {kind} provider")
-        built.append(_build(ProviderSettings, entry, where))
+        own = {k: v for k, v in entry.items() if k not in _BREAKER_KEYS}
+        tuned = _overlay(breaker, {k: v for k, v in entry.items() if k in _BREAKER_KEYS}, where)
+        built.append(replace(_build(ProviderSettings, own, where), breaker=tuned))
     names = [p.name for p in built]
     for index, name in enumerate(names):
         if not name or names.index(name) != index:
             raise ConfigError(f"providers[{index}].name", f"{name!r} must be non-empty and unique")
     return tuple(built)
+
+
+def _overlay(base: BreakerSettings, raw: dict[str, Any], where: str) -> BreakerSettings:
+    """`base` with the keys a provider sets itself."""
+    hints = get_type_hints(BreakerSettings)
+    values: dict[str, Any] = {k: _coerce(v, hints[k], f"{where}.{k}") for k, v in raw.items()}
+    return replace(base, **values)
 
 
 def _build(cls: type[Any], raw: object, where: str) -> Any:
@@ -279,11 +323,49 @@ def _check(settings: Settings) -> None:
         "log.level",
         "must be debug, info, warning or error",
     )
+    r = settings.routing
+    _require(
+        1 <= r.bucket_seconds <= r.window_seconds <= 3600,
+        "routing.window_seconds",
+        "must be >= bucket_seconds >= 1, and at most 3600",
+    )
+    _require(
+        r.window_seconds // r.bucket_seconds <= 600,
+        "routing.bucket_seconds",
+        "at most 600 buckets per window",
+    )
+    _require(0 <= r.panic_threshold <= 1, "routing.panic_threshold", "must be 0..1")
     for i, p in enumerate(settings.providers):
+        _check_breaker(p.breaker, f"providers[{i}]")
+        _require(p.rate_limit >= 0, f"providers[{i}].rate_limit", "must be >= 0")
+        _require(p.burst >= 0, f"providers[{i}].burst", "must be >= 0")
         _require(p.weight >= 0, f"providers[{i}].weight", "must be >= 0")
         _require(p.timeout_seconds > 0, f"providers[{i}].timeout_seconds", "must be > 0")
         _require(0 <= p.error_rate <= 1, f"providers[{i}].error_rate", "must be 0..1")
         _require(p.latency_ms >= 0, f"providers[{i}].latency_ms", "must be >= 0")
+
+
+def _check_breaker(b: BreakerSettings, where: str) -> None:
+    for key in ("error_rate_threshold", "slow_call_rate_threshold"):
+        _require(0 < getattr(b, key) <= 1, f"{where}.{key}", "must be in (0, 1]")
+    for key in (
+        "minimum_calls",
+        "consecutive_failures",
+        "half_open_permits",
+        "half_open_successes",
+    ):
+        _require(getattr(b, key) >= 1, f"{where}.{key}", "must be >= 1")
+    for key in (
+        "slow_call_seconds",
+        "open_seconds",
+        "permit_lease_seconds",
+        "misconfigured_open_seconds",
+        "healthy_reset_seconds",
+    ):
+        _require(getattr(b, key) > 0, f"{where}.{key}", "must be > 0")
+    _require(
+        b.open_max_seconds >= b.open_seconds, f"{where}.open_max_seconds", "must be >= open_seconds"
+    )
 
 
 def _require(ok: bool, key: str, reason: str) -> None:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from strategies.base import HealthSnapshot, ProviderView, Strategy
+from collections.abc import Callable
+
+from strategies.base import Circuit, HealthSnapshot, ProviderView, Strategy, Tuning
 from strategies.priority import Priority
 from strategies.round_robin import RoundRobin
 
-STRATEGIES: dict[str, type[Strategy]] = {
-    "priority": Priority,
-    "round_robin": RoundRobin,
+StrategyFactory = Callable[[Tuning], Strategy]
+
+STRATEGIES: dict[str, StrategyFactory] = {
+    "priority": lambda tuning: Priority(),
+    "round_robin": lambda tuning: RoundRobin(),
 }
 
 
@@ -20,18 +24,22 @@ class UnknownStrategyError(ValueError):
         )
 
 
-def build_strategy(name: str) -> Strategy:
-    try:
-        return STRATEGIES[name]()
-    except KeyError:
-        raise UnknownStrategyError(name) from None
+def build_strategy(name: str, tuning: Tuning | None = None) -> Strategy:
+    """The strategy configured as `name`; an unknown name lists the valid ones."""
+    factory = STRATEGIES.get(name)
+    if factory is None:
+        raise UnknownStrategyError(name)
+    return factory(tuning or Tuning())
 
 
 __all__ = [
     "STRATEGIES",
+    "Circuit",
     "HealthSnapshot",
     "ProviderView",
     "Strategy",
+    "StrategyFactory",
+    "Tuning",
     "UnknownStrategyError",
     "build_strategy",
 ]
