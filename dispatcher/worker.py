@@ -228,12 +228,13 @@ class Worker:
             slow = [e for e in self.in_flight.values() if e.started <= cutoff]
             if not slow:
                 continue
-            with contextlib.suppress(Exception):
+            try:
                 await self.queue.change_visibility(
                     [(e.received.receipt, self.queue.visibility_timeout) for e in slow]
                 )
-            with contextlib.suppress(RedisError):
                 await self.ledger.extend([(e.email.id, e.owner) for e in slow], self._lease)
+            except Exception as exc:  # the next beat tries again; redelivery is still safe
+                log.warning("heartbeat_failed", error=type(exc).__name__, in_flight=len(slow))
 
     async def _finish_sends(self) -> None:
         """Let in-flight sends finish for `drain_seconds`, then cancel the rest."""

@@ -135,3 +135,19 @@ def test_cli_reports_config_errors_and_unknown_strategy(
     good = write(tmp_path, BASE)
     assert main(["check-config", "--config", str(good)]) == 0
     assert isinstance(load(good, environ={}), Settings)
+
+
+def test_breaker_defaults_come_from_the_section_and_providers_override(tmp_path: Path) -> None:
+    text = BASE + "\n[breaker]\nminimum_calls = 50\nopen_seconds = 2\n"
+    text = text.replace("latency_ms = 5", "latency_ms = 5\nhalf_open_permits = 4\nrate_limit = 20")
+    settings = load(
+        write(tmp_path, text), environ={"DISPATCHER_PROVIDERS__SENDGRID__CONSECUTIVE_FAILURES": "9"}
+    )
+    dry, sendgrid = settings.provider("dry"), settings.provider("sendgrid")
+    assert (dry.breaker.minimum_calls, dry.breaker.half_open_permits) == (50, 4)
+    assert dry.rate_limit == 20.0
+    assert (sendgrid.breaker.half_open_permits, sendgrid.breaker.open_seconds) == (2, 2.0)
+    assert sendgrid.breaker.consecutive_failures == 9
+    bad = text.replace("half_open_permits = 4", "half_open_permits = 0")
+    with pytest.raises(ConfigError, match=r"providers\[2\]\.half_open_permits"):
+        load(write(tmp_path, bad), environ={})
