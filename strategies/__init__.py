@@ -4,15 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from strategies.adaptive import Adaptive
 from strategies.base import Circuit, HealthSnapshot, ProviderView, Strategy, Tuning
+from strategies.least_latency import LeastLatency
 from strategies.priority import Priority
 from strategies.round_robin import RoundRobin
+from strategies.weighted import Weighted
 
 StrategyFactory = Callable[[Tuning], Strategy]
 
 STRATEGIES: dict[str, StrategyFactory] = {
+    "adaptive": Adaptive,
+    "least_latency": LeastLatency,
     "priority": lambda tuning: Priority(),
     "round_robin": lambda tuning: RoundRobin(),
+    "weighted": lambda tuning: Weighted(),
 }
 
 
