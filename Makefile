@@ -7,6 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 FAUXQS := .tools/node_modules/fauxqs/dist/cli.js
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
+MARKS := $(if $(SLOW),,-m "not slow")
 
 .PHONY: all deps redis fauxqs test lint typecheck unit demo bench constraints clean
 
@@ -43,8 +44,8 @@ lint: $(STAMP)
 # The end-to-end tests run twice: on moto (the reference SQS API) and on fauxqs, which, like
 # AWS, ignores a delete with a stale receipt handle.
 test: deps fauxqs lint
-	$(BIN)/pytest $(PYTEST_ARGS)
-	DEVSTACK_TEST_SQS=fauxqs $(BIN)/pytest tests/test_worker.py tests/test_lifecycle.py $(PYTEST_ARGS)
+	$(BIN)/pytest $(MARKS) $(PYTEST_ARGS)
+	DEVSTACK_TEST_SQS=fauxqs $(BIN)/pytest $(MARKS) tests/test_worker.py tests/test_lifecycle.py $(PYTEST_ARGS)
 
 demo: deps fauxqs
 	$(BIN)/python -m dispatcher demo

@@ -15,7 +15,9 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from redis.asyncio import Redis
 
-from dispatcher.config import ConfigError, Settings
+from dispatcher.config import ConfigError, RoutingSettings, Settings
+from dispatcher.health import Health, ResilientHealth
+from dispatcher.health_local import LocalHealth
 from dispatcher.ledger import Ledger
 from dispatcher.queue import SqsQueue, resolve_dead_letter_url
 from dispatcher.router import Router
@@ -23,7 +25,7 @@ from dispatcher.stats import Stats
 from dispatcher.worker import Worker
 from providers import open_providers
 from providers.base import Provider
-from strategies import build_strategy
+from strategies import Tuning, build_strategy
 
 log = structlog.get_logger("dispatcher.app")
 
@@ -40,6 +42,14 @@ async def open_sqs(settings: Settings, pool: int = 32) -> AsyncIterator[Any]:
         yield client
 
 
+def tuning(routing: RoutingSettings) -> Tuning:
+    return Tuning(
+        stale_seconds=routing.stale_seconds,
+        slow_start_seconds=routing.slow_start_seconds,
+        panic_threshold=routing.panic_threshold,
+    )
+
+
 @contextlib.asynccontextmanager
 async def open_worker(
     settings: Settings,
@@ -48,7 +58,7 @@ async def open_worker(
     stats: Stats | None = None,
 ) -> AsyncIterator[Worker]:
     """Everything a `Worker` needs, opened in order and closed in reverse."""
-    strategy = build_strategy(settings.routing.strategy)
+    strategy = build_strategy(settings.routing.strategy, tuning(settings.routing))
     dispatch = settings.dispatch
     async with contextlib.AsyncExitStack() as stack:
         redis = Redis.from_url(settings.redis.url)
@@ -77,9 +87,17 @@ async def open_worker(
             visibility_timeout=settings.queue.visibility_timeout,
         )
         ledger = Ledger(redis, settings.redis.key_prefix, dispatch.record_ttl_days * 86_400)
-        weights = {p.name: p.weight for p in settings.providers}
-        router = Router(strategy, providers, weights, random.Random())
+        router = Router(
+            strategy, providers, settings.providers, health_store(settings, redis), random.Random()
+        )
         yield Worker(dispatch, queue, ledger, router, stats)
+
+
+def health_store(settings: Settings, redis: Redis) -> ResilientHealth:
+    """Shared health in Redis, falling back to per-process health while Redis is away."""
+    shared = Health(redis, settings.redis.key_prefix, settings.providers, settings.routing)
+    local = LocalHealth(settings.providers, settings.routing)
+    return ResilientHealth(shared, local)
 
 
 async def run(settings: Settings) -> None:

@@ -28,6 +28,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:  # ConfigError, unknown strategy or provider type
         print(f"dispatcher: {exc}", file=sys.stderr)
         return 2
+    if args.command == "status":
+        from dispatcher.status import read_status, render
+
+        rows: list[dict[str, Any]] = []
+
+        async def status() -> None:
+            rows.extend(await read_status(settings))
+
+        code = _run(status())
+        print(render(rows, args.json))
+        return code
     if args.command == "check-config":
         print(f"ok: {len(settings.providers)} providers, strategy {settings.routing.strategy}")
         return 0
@@ -53,9 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     for name, text in (
         ("run", "consume the queue and send"),
         ("check-config", "validate a config file and exit"),
+        ("status", "provider health shared by every replica"),
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("--config", help="TOML file (default: $DISPATCHER_CONFIG)")
+        if name == "status":
+            sub.add_argument("--json", action="store_true", help="JSON instead of a table")
     demo = commands.add_parser("demo", help="local stack, 5,000 messages, a live view")
     demo.add_argument("--messages", type=int, default=5000)
     return parser

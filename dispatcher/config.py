@@ -66,7 +66,7 @@ class DispatchSettings:
 
 @dataclass(frozen=True, slots=True)
 class RoutingSettings:
-    strategy: str = "priority"
+    strategy: str = "adaptive"
     window_seconds: int = 30  # sliding window of provider health, in buckets of bucket_seconds
     bucket_seconds: int = 1
     stale_seconds: float = 60.0  # no data for this long: weights fall back to neutral

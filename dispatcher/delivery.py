@@ -17,12 +17,17 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Protocol
 
 from dispatcher.config import DispatchSettings
+from dispatcher.health_model import Observation, Permit
 from dispatcher.ledger import RecordStatus
 from dispatcher.message import Email
 from providers.base import Outcome, Provider, Status
+
+if TYPE_CHECKING:
+    from dispatcher.router import Route
 
 
 class Action(enum.StrEnum):
@@ -39,6 +44,7 @@ class Decision:
     reason: str = ""
     delay: int = 0
     count_attempt: bool = True
+    observations: tuple[Observation, ...] = ()  # for the health windows
 
     @property
     def last(self) -> Outcome | None:
@@ -50,39 +56,55 @@ class Decision:
         return ",".join(names) or None
 
 
+class Admission(Protocol):
+    """Who may be tried (a failover needs a closed circuit and a rate token), and the
+    observation that goes to the health windows for each send."""
+
+    async def admit(self, provider: str) -> bool: ...
+
+    def observe(self, outcome: Outcome, permit: Permit | None) -> Observation: ...
+
+
 async def attempt(
     email: Email,
-    order: Sequence[Provider],
+    route: Route,
+    gate: Admission,
     attempts_before: int,
     policy: DispatchSettings,
     rng: random.Random,
 ) -> Decision:
-    """Send through `order` until one provider settles it; `attempts_before` were recorded."""
+    """Send along `route` until an answer settles it; `attempts_before` were recorded."""
     tried: list[Outcome] = []
-    for provider in order:
+    observed: list[Observation] = []
+    for position, provider in enumerate(route.order):
         if provider.max_message_bytes < email.size:
+            continue
+        reserved = position == 0 and route.first_admitted
+        if not reserved and not await gate.admit(provider.name):
             continue
         outcome = await provider.send(email)
         tried.append(outcome)
-        if outcome.status is Status.SENT:
-            return Decision(RecordStatus.SENT, Action.DELETE, tuple(tried))
-        if outcome.status is Status.REJECTED:
-            return Decision(
-                RecordStatus.ERROR,
-                Action.DELETE,
-                tuple(tried),
-                reason=f"rejected by {outcome.provider}: {outcome.error}",
-            )
-        if outcome.status is Status.AMBIGUOUS:
-            if not policy.retry_ambiguous:
-                return Decision(
-                    RecordStatus.ERROR,
-                    Action.DEAD_LETTER,
-                    tuple(tried),
-                    reason=f"ambiguous via {outcome.provider}: {outcome.error}",
-                )
+        observed.append(gate.observe(outcome, route.permit if reserved else None))
+        if not outcome.failover:
             break
-    return _retry(tuple(tried), attempts_before, policy, rng)
+    decision = decide(tuple(tried), attempts_before, policy, rng)
+    return replace(decision, observations=tuple(observed))
+
+
+def decide(
+    tried: tuple[Outcome, ...], attempts_before: int, policy: DispatchSettings, rng: random.Random
+) -> Decision:
+    """The decision table above, applied to the answers of one attempt."""
+    last = tried[-1] if tried else None
+    if last is not None and last.status is Status.SENT:
+        return Decision(RecordStatus.SENT, Action.DELETE, tried)
+    if last is not None and last.status is Status.REJECTED:
+        reason = f"rejected by {last.provider}: {last.error}"
+        return Decision(RecordStatus.ERROR, Action.DELETE, tried, reason=reason)
+    if last is not None and last.status is Status.AMBIGUOUS and not policy.retry_ambiguous:
+        reason = f"ambiguous via {last.provider}: {last.error}"
+        return Decision(RecordStatus.ERROR, Action.DEAD_LETTER, tried, reason=reason)
+    return _retry(tried, attempts_before, policy, rng)
 
 
 def unfit(email: Email, providers: Sequence[Provider]) -> bool:

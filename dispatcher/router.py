@@ -1,13 +1,41 @@
-"""Turns the configured strategy's ranking into the providers to try for one message."""
+"""Routing: the shared health snapshot, the strategy's order, and admission to each provider.
+
+Per receive batch the router reads one health snapshot (at most every `refresh_seconds`), asks
+the strategy for an order per message, and reserves what the first choices need in one round
+trip each: probe permits for half-open providers, tokens for rate-limited ones. A failover
+send is admitted only to a closed circuit, taking its rate token then (failures are rare).
+"""
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
-from providers.base import Provider
-from strategies.base import HealthSnapshot, ProviderView, Strategy
+from dispatcher.config import ProviderSettings
+from dispatcher.health_model import (
+    HealthStore,
+    Observation,
+    Permit,
+    ProviderHealth,
+    rate_params,
+    routing_snapshot,
+)
+from providers.base import Outcome, Provider
+from strategies.base import Circuit, HealthSnapshot, Strategy
+
+MAX_WAIT_SECONDS = 5.0
+
+
+@dataclass(slots=True)
+class Route:
+    """The providers to try for one message, and what was reserved for its first choice."""
+
+    order: list[Provider]
+    first_admitted: bool = False
+    permit: Permit | None = None
 
 
 class Router:
@@ -15,26 +43,107 @@ class Router:
         self,
         strategy: Strategy,
         providers: Sequence[Provider],
-        weights: Mapping[str, float],
+        settings: Sequence[ProviderSettings],
+        store: HealthStore,
         rng: random.Random,
-        clock: Callable[[], float] = time.monotonic,
+        refresh_seconds: float = 0.1,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._strategy = strategy
         self._by_name = {p.name: p for p in providers}
-        self._views = tuple(ProviderView(p.name, weights.get(p.name, 1.0)) for p in providers)
+        self._settings = tuple(settings)
+        self._limited = {s.name for s in settings if rate_params(s) is not None}
+        self.store = store
         self._rng = rng
-        self._clock = clock
+        self._refresh_seconds = refresh_seconds
+        self._monotonic = monotonic
+        self._report: dict[str, ProviderHealth] = {}
+        self._read_at = float("-inf")
         self._sequence = 0
+        self.in_flight: Counter[str] = Counter()
 
     @property
     def providers(self) -> tuple[Provider, ...]:
         return tuple(self._by_name.values())
 
-    def snapshot(self) -> HealthSnapshot:
-        return HealthSnapshot(self._views, self._clock(), self._sequence)
+    async def refresh(self, *, force: bool = False) -> HealthSnapshot:
+        """The current snapshot, read from the store when the last one is too old."""
+        if force or self._monotonic() - self._read_at >= self._refresh_seconds:
+            self._report = await self.store.snapshot()
+            self._read_at = self._monotonic()
+        return self.snapshot()
 
-    def order(self) -> list[Provider]:
-        """The providers to try for the next message, best first."""
-        ranked = self._strategy.rank(self.snapshot(), self._rng)
-        self._sequence += 1
-        return [self._by_name[name] for name in ranked]
+    def snapshot(self) -> HealthSnapshot:
+        return routing_snapshot(self._report, self._settings, self.in_flight, self._sequence)
+
+    def wait_hint(self) -> float:
+        """Seconds until some provider may take work again (an open period or a throttle)."""
+        now = max((h.at for h in self._report.values()), default=0.0)
+        ends = [
+            t
+            for h in self._report.values()
+            for t in (h.open_until, h.throttled_until)
+            if t is not None and t > now
+        ]
+        return min(MAX_WAIT_SECONDS, max(0.1, min(ends, default=now + 1.0) - now))
+
+    async def plan(self, count: int) -> list[Route]:
+        """Orders for `count` messages, with their first choices' permits and tokens."""
+        snapshot = self.snapshot()
+        circuits = {v.name: v.circuit for v in snapshot.providers}
+        routes: list[Route] = []
+        for _ in range(count):
+            ranked = self._strategy.rank(snapshot, self._rng)
+            self._sequence += 1
+            snapshot = HealthSnapshot(snapshot.providers, snapshot.now, self._sequence)
+            routes.append(Route([self._by_name[name] for name in ranked]))
+        firsts = Counter(r.order[0].name for r in routes if r.order)
+        probes = {n: k for n, k in firsts.items() if circuits.get(n) is Circuit.HALF_OPEN}
+        grants = await self.store.acquire_permits(probes) if probes else {}
+        permits = {n: list(g.permits) for n, g in grants.items()}
+        tokens = await self._tokens({n: k for n, k in firsts.items() if n in self._limited})
+        for route in routes:
+            self._reserve(route, circuits, permits, tokens)
+        return routes
+
+    def _reserve(
+        self,
+        route: Route,
+        circuits: dict[str, Circuit],
+        permits: dict[str, list[Permit]],
+        tokens: Counter[str],
+    ) -> None:
+        if not route.order:
+            return
+        first = route.order[0].name
+        if circuits.get(first) is Circuit.HALF_OPEN:
+            if not permits.get(first):
+                route.order.pop(0)  # no probe slot left: the fallbacks take it
+                return
+            route.permit = permits[first].pop()
+        if first in self._limited:
+            if tokens[first] <= 0:
+                route.order.pop(0)
+                return
+            tokens[first] -= 1
+        route.first_admitted = True
+
+    async def _tokens(self, wants: dict[str, int]) -> Counter[str]:
+        if not wants:
+            return Counter()
+        grants = await self.store.take(wants)
+        return Counter({name: grant.granted for name, grant in grants.items()})
+
+    async def admit(self, provider: str) -> bool:
+        """May a failover send go to `provider` now? Closed circuits only, within its rate."""
+        health = self._report.get(provider)
+        if health is not None and health.circuit is not Circuit.CLOSED:
+            return False
+        if provider not in self._limited:
+            return True
+        return (await self.store.take({provider: 1}))[provider].granted > 0
+
+    def observe(self, outcome: Outcome, permit: Permit | None) -> Observation:
+        health = self._report.get(outcome.provider)
+        generation = permit.generation if permit else (health.generation if health else 0)
+        return Observation.of(outcome, generation, permit)

@@ -16,6 +16,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from dispatcher.delivery import Action, Decision
+from dispatcher.health_model import Observation
 from dispatcher.ledger import RecordStatus, Settlement, SettleVerdict
 from dispatcher.queue import Received
 
@@ -76,8 +77,12 @@ class Settler:
 
     async def _record(self, completions: list[tuple[InFlight, Decision]]) -> None:
         worker = self._worker
+        observations = [o for _, d in completions for o in d.observations]
         try:
-            settled = await worker.ledger.settle([_settlement(e, d) for e, d in completions])
+            settled, _ = await asyncio.gather(
+                worker.ledger.settle([_settlement(e, d) for e, d in completions]),
+                self._observe(observations),
+            )
         except RedisError as exc:
             self._redis_failures += 1
             if self._redis_failures == 1:
@@ -99,6 +104,13 @@ class Settler:
                 self._dead.append((entry.received, decision.reason))
             self._count(decision, result.verdict)
             _canonical_line(entry, decision, result.attempts)
+
+    async def _observe(self, observations: list[Observation]) -> None:
+        """Feed the health windows; a failure here never holds a message back."""
+        try:
+            await self._worker.router.store.record(observations)
+        except RedisError as exc:
+            log.warning("health_record_failed", error=type(exc).__name__)
 
     def _count(self, decision: Decision, verdict: SettleVerdict) -> None:
         stats = self._worker.stats

@@ -36,6 +36,7 @@ class Stats:
     busy: int = 0  # redeliveries while another worker held the claim
     redelivered: int = 0  # redeliveries of a message this worker is sending (receipt swapped)
     released: int = 0  # handed back to the queue on shutdown
+    shed_polls: int = 0  # polls skipped because no provider could take work
     providers: dict[str, ProviderStats] = field(default_factory=dict)
 
     def record(self, outcome: Outcome) -> None:

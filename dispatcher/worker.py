@@ -29,7 +29,7 @@ from dispatcher.delivery import Action, Decision, attempt, unfit
 from dispatcher.ledger import ClaimRequest, ClaimVerdict, Ledger, RecordStatus
 from dispatcher.message import Email, MessageError, decode
 from dispatcher.queue import SQS_BATCH, Received, SqsQueue
-from dispatcher.router import Router
+from dispatcher.router import Route, Router
 from dispatcher.settler import Settler
 from dispatcher.slots import Slots
 from dispatcher.stats import Stats
@@ -71,6 +71,7 @@ class Worker:
         self._owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{self.rng.getrandbits(32):x}"
         self._owners = itertools.count()
         self._lease = queue.visibility_timeout + 5.0
+        self._taking_work = True
 
     def stop(self) -> None:
         """Stop polling and begin the drain (safe to call from a signal handler)."""
@@ -99,6 +100,9 @@ class Worker:
     async def _poll_loop(self) -> None:
         failures = 0
         while not self.stopping:
+            if not await self._can_take_work():
+                await self._until_stopped(asyncio.sleep(self.router.wait_hint()))
+                continue
             room = await self._until_stopped(self.slots.acquire(SQS_BATCH))
             if room is None:
                 return
@@ -120,6 +124,20 @@ class Worker:
             if batch:
                 self.stats.received += len(batch)
                 await self._admit(batch)
+
+    async def _can_take_work(self) -> bool:
+        """False while no provider can take a message (all open or throttled): then the worker
+        stops pulling and the messages wait safely on the queue."""
+        eligible = bool((await self.router.refresh()).eligible())
+        if eligible != self._taking_work:
+            self._taking_work = eligible
+            if eligible:
+                log.info("shedding_ended")
+            else:
+                log.warning("shedding_started", wait_s=round(self.router.wait_hint(), 2))
+        if not eligible:
+            self.stats.shed_polls += 1
+        return eligible
 
     async def _until_stopped(self, awaitable: Awaitable[T]) -> T | None:
         """Await `awaitable` unless `stop()` comes first (then cancel it and return None)."""
@@ -156,9 +174,16 @@ class Worker:
             self.settler.enqueue_visibility([(e.received, 5) for e in fresh])
             self.slots.release(len(fresh))
             return
+        claimed = [
+            (e, c) for e, c in zip(fresh, claims, strict=True) if c.verdict is ClaimVerdict.CLAIMED
+        ]
+        if claimed:
+            await self.router.refresh()
+            routes = await self.router.plan(len(claimed))
+            for (entry, claim), route in zip(claimed, routes, strict=True):
+                self._start(entry, claim.attempts, route)
         for entry, claim in zip(fresh, claims, strict=True):
             if claim.verdict is ClaimVerdict.CLAIMED:
-                self._start(entry, claim.attempts)
                 continue
             self.slots.release(1)
             if claim.verdict is ClaimVerdict.BUSY:
@@ -193,15 +218,18 @@ class Worker:
             return None
         return InFlight(message, email, f"{self._owner_prefix}:{next(self._owners)}", 0)
 
-    def _start(self, entry: InFlight, attempts_before: int) -> None:
+    def _start(self, entry: InFlight, attempts_before: int, route: Route) -> None:
         entry.attempts_before = attempts_before
         self.in_flight[entry.email.id] = entry
-        entry.task = asyncio.create_task(self._send(entry), name=f"send:{entry.email.id}")
+        entry.task = asyncio.create_task(self._send(entry, route), name=f"send:{entry.email.id}")
 
-    async def _send(self, entry: InFlight) -> None:
+    async def _send(self, entry: InFlight, route: Route) -> None:
+        first = route.order[0].name if route.order else None
+        if first is not None:
+            self.router.in_flight[first] += 1
         try:
             decision = await attempt(
-                entry.email, self.router.order(), entry.attempts_before, self.policy, self.rng
+                entry.email, route, self.router, entry.attempts_before, self.policy, self.rng
             )
         except asyncio.CancelledError:
             raise
@@ -215,6 +243,9 @@ class Worker:
                 delay=30,
                 count_attempt=False,
             )
+        finally:
+            if first is not None:
+                self.router.in_flight[first] -= 1
         for outcome in decision.tried:
             self.stats.record(outcome)
         self.settler.complete(entry, decision)

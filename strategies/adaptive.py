@@ -8,7 +8,7 @@ For each eligible provider `p` (all factors are 1 when their signal is missing):
                  while recovered_for < slow_start_seconds (Envoy slow start), else 1
     probe      = 1 when the circuit is closed, PROBE_SHARE (0.05) otherwise (half-open)
     success    = success_rate ^ SUCCESS_EXPONENT (4), once calls >= MIN_CALLS (10)
-    cost       = latency * (in_flight + 1)            (Finagle's peak-EWMA cost)
+    cost       = latency * (1 + in_flight / 32)       (peak-EWMA cost; see scoring.load_factor)
     speed      = min(1, cheapest / cost) ^ LATENCY_EXPONENT (2)
     score(p)   = base(p) * success * speed
 
@@ -42,6 +42,7 @@ from strategies.base import Circuit, HealthSnapshot, ProviderView, Tuning
 from strategies.scoring import (
     MIN_LATENCY_MS,
     descending,
+    load_factor,
     lower_median,
     slow_start,
     usable_latency,
@@ -56,9 +57,9 @@ PROBE_SHARE = 0.05  # a half-open provider's weight relative to a healthy peer's
 _FLOOR = 1e-12  # every eligible provider keeps a positive weight, so the draw is well defined
 
 # One provider's signals: (base, success factor, trusted latency in ms or None, load, healthy),
-# load being `in_flight + 1`. A plain tuple, not a NamedTuple: this runs for every provider of
+# load being `load_factor`. A plain tuple, not a NamedTuple: this runs for every provider of
 # every message.
-_Signals = tuple[float, float, float | None, int, bool]
+_Signals = tuple[float, float, float | None, float, bool]
 
 
 class Adaptive:
@@ -101,7 +102,7 @@ def _read(p: ProviderView, tuning: Tuning) -> _Signals:
     base = p.weight * _unit(p.headroom) * (1.0 if closed else PROBE_SHARE)
     if p.recovered_for is not None:
         base *= slow_start(p, tuning)
-    load = p.in_flight + 1 if p.in_flight > 0 else 1
+    load = load_factor(p)
     if not closed or p.age is None or p.age > tuning.stale_seconds:
         return base, 1.0, None, load, closed
     latency = usable_latency(p.latency_ms)

@@ -33,9 +33,21 @@ def fresh_latency(view: ProviderView, tuning: Tuning) -> float | None:
     return usable_latency(view.latency_ms) if is_fresh(view, tuning) else None
 
 
+# An email API serves dozens of concurrent requests without slowing down (and when it does, the
+# peak-EWMA latency shows it), so in-flight sends weigh in per IN_FLIGHT_SCALE, not one by one
+# as in Finagle's per-host cost: otherwise a few queued sends would make a 20x slower provider
+# look cheaper than a busy healthy one.
+IN_FLIGHT_SCALE = 32.0
+
+
+def load_factor(view: ProviderView) -> float:
+    """1 + this process's sends in flight to it, per IN_FLIGHT_SCALE."""
+    return 1.0 + max(view.in_flight, 0) / IN_FLIGHT_SCALE
+
+
 def load_cost(latency_ms: float, view: ProviderView) -> float:
-    """Finagle's peak-EWMA cost: latency times the sends already waiting on it, plus this one."""
-    return latency_ms * (max(view.in_flight, 0) + 1)
+    """Peak-EWMA cost: latency times the load factor."""
+    return latency_ms * load_factor(view)
 
 
 def slow_start(view: ProviderView, tuning: Tuning) -> float:

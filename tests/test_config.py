@@ -52,7 +52,7 @@ def test_loads_defaults_and_values(tmp_path: Path) -> None:
     assert settings.dispatch.max_in_flight == 64
     assert settings.dispatch.max_attempts == 5
     assert settings.dispatch.drain_seconds == 25
-    assert settings.routing.strategy == "priority"
+    assert settings.routing.strategy == "adaptive"
     assert settings.redis.key_prefix == "dispatcher:"
     assert [p.name for p in settings.providers] == ["sendgrid", "mail-gun", "dry"]
     assert settings.provider("mail-gun").weight == 2.0

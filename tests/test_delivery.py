@@ -9,10 +9,12 @@ import pytest
 
 from dispatcher.config import DispatchSettings
 from dispatcher.delivery import Action, attempt, backoff
+from dispatcher.health_model import Observation, Permit
 from dispatcher.ledger import RecordStatus
 from dispatcher.message import Address, Email
+from dispatcher.router import Route
 from dispatcher.slots import Slots
-from providers.base import Outcome, Status
+from providers.base import Outcome, Provider, Status
 from tests.scripted import ScriptedProvider
 
 EMAIL = Email(
@@ -23,19 +25,38 @@ EMAIL = Email(
     text="t",
     size=1000,
 )
+
+
+class OpenGate:
+    """Admits every provider; observations at generation 0."""
+
+    async def admit(self, provider: str) -> bool:
+        return True
+
+    def observe(self, outcome: Outcome, permit: Permit | None) -> Observation:
+        return Observation.of(outcome, 0, permit)
+
+
+GATE = OpenGate()
+
+
+def route(*providers: Provider) -> Route:
+    return Route(list(providers))
+
+
 POLICY = DispatchSettings(max_attempts=3, backoff_base_seconds=2, backoff_max_seconds=60)
 
 
 async def test_sent_stops_the_chain() -> None:
     a, b = ScriptedProvider("a"), ScriptedProvider("b")
-    decision = await attempt(EMAIL, [a, b], 0, POLICY, random.Random(1))
+    decision = await attempt(EMAIL, route(a, b), GATE, 0, POLICY, random.Random(1))
     assert (decision.status, decision.action) == (RecordStatus.SENT, Action.DELETE)
     assert (a.received, b.received) == (["d-1"], [])
 
 
 async def test_rejected_is_final_and_never_failed_over() -> None:
     a, b = ScriptedProvider("a", [Status.REJECTED]), ScriptedProvider("b")
-    decision = await attempt(EMAIL, [a, b], 0, POLICY, random.Random(1))
+    decision = await attempt(EMAIL, route(a, b), GATE, 0, POLICY, random.Random(1))
     assert (decision.status, decision.action) == (RecordStatus.ERROR, Action.DELETE)
     assert b.received == []
     assert "rejected by a" in decision.reason
@@ -44,51 +65,66 @@ async def test_rejected_is_final_and_never_failed_over() -> None:
 @pytest.mark.parametrize("failure", [Status.THROTTLED, Status.DOWN])
 async def test_throttled_and_down_fail_over(failure: Status) -> None:
     a, b = ScriptedProvider("a", [failure]), ScriptedProvider("b")
-    decision = await attempt(EMAIL, [a, b], 0, POLICY, random.Random(1))
+    decision = await attempt(EMAIL, route(a, b), GATE, 0, POLICY, random.Random(1))
     assert decision.status is RecordStatus.SENT
     assert [o.provider for o in decision.tried] == ["a", "b"]
+    assert [(o.provider, o.status) for o in decision.observations] == [
+        ("a", failure),
+        ("b", Status.SENT),
+    ]
+
+
+async def test_a_failover_needs_admission_and_a_reserved_first_choice_does_not() -> None:
+    class ClosedToB(OpenGate):
+        async def admit(self, provider: str) -> bool:
+            return provider != "b"
+
+    a, b, c = ScriptedProvider("a", [Status.DOWN]), ScriptedProvider("b"), ScriptedProvider("c")
+    reserved = Route([a, b, c], first_admitted=True)
+    decision = await attempt(EMAIL, reserved, ClosedToB(), 0, POLICY, random.Random(1))
+    assert [o.provider for o in decision.tried] == ["a", "c"]
+    assert b.received == []
 
 
 async def test_ambiguous_stops_failover_and_retries_later() -> None:
     a, b = ScriptedProvider("a", [Status.AMBIGUOUS]), ScriptedProvider("b")
-    decision = await attempt(EMAIL, [a, b], 0, POLICY, random.Random(1))
+    decision = await attempt(EMAIL, route(a, b), GATE, 0, POLICY, random.Random(1))
     assert (decision.status, decision.action) == (RecordStatus.QUEUED, Action.RETRY)
     assert b.received == []
     assert decision.ambiguous_via == "a"
     strict = DispatchSettings(retry_ambiguous=False)
-    decision = await attempt(
-        EMAIL, [ScriptedProvider("a", [Status.AMBIGUOUS])], 0, strict, random.Random(1)
-    )
+    only = route(ScriptedProvider("a", [Status.AMBIGUOUS]))
+    decision = await attempt(EMAIL, only, GATE, 0, strict, random.Random(1))
     assert (decision.status, decision.action) == (RecordStatus.ERROR, Action.DEAD_LETTER)
 
 
 async def test_exhausted_retries_then_dead_letter_at_max_attempts() -> None:
     down = ScriptedProvider("a", default=Status.DOWN)
-    retry = await attempt(EMAIL, [down], 1, POLICY, random.Random(1))
+    retry = await attempt(EMAIL, route(down), GATE, 1, POLICY, random.Random(1))
     assert (retry.action, retry.count_attempt) == (Action.RETRY, True)
     assert 2 <= retry.delay <= 4  # attempt 2: base 2 * 2^1 = 4, jittered to [2, 4]
-    dead = await attempt(EMAIL, [down], 2, POLICY, random.Random(1))
+    dead = await attempt(EMAIL, route(down), GATE, 2, POLICY, random.Random(1))
     assert (dead.status, dead.action) == (RecordStatus.ERROR, Action.DEAD_LETTER)
     assert "max_attempts 3" in dead.reason
 
 
 async def test_misconfigured_providers_do_not_use_up_attempts() -> None:
     bad_key = Outcome(Status.DOWN, "a", error="http_401", misconfigured=True)
-    decision = await attempt(EMAIL, [ScriptedProvider("a", [bad_key])], 2, POLICY, random.Random(1))
+    only = route(ScriptedProvider("a", [bad_key]))
+    decision = await attempt(EMAIL, only, GATE, 2, POLICY, random.Random(1))
     assert (decision.action, decision.count_attempt) == (Action.RETRY, False)
 
 
 async def test_throttle_reset_sets_the_minimum_delay() -> None:
     slow_down = Outcome(Status.THROTTLED, "a", error="http_429", retry_after=42.2)
-    decision = await attempt(
-        EMAIL, [ScriptedProvider("a", [slow_down])], 0, POLICY, random.Random(1)
-    )
+    only = route(ScriptedProvider("a", [slow_down]))
+    decision = await attempt(EMAIL, only, GATE, 0, POLICY, random.Random(1))
     assert decision.delay == 43
 
 
 async def test_providers_too_small_for_the_message_are_skipped() -> None:
     small, big = ScriptedProvider("small", max_message_bytes=10), ScriptedProvider("big")
-    decision = await attempt(EMAIL, [small, big], 0, POLICY, random.Random(1))
+    decision = await attempt(EMAIL, route(small, big), GATE, 0, POLICY, random.Random(1))
     assert decision.status is RecordStatus.SENT
     assert small.received == []
 

@@ -93,8 +93,9 @@ def test_least_latency_spreads_ties() -> None:
 
 
 def test_least_latency_counts_the_sends_in_flight() -> None:
-    views = (healthy("busy", in_flight=3), healthy("idle"))
-    assert first_shares("least_latency", views)["busy"] == pytest.approx(0.2, abs=0.03)
+    # 32 sends in flight double the cost (scoring.IN_FLIGHT_SCALE): picked 1 time in 3.
+    views = (healthy("busy", in_flight=32), healthy("idle"))
+    assert first_shares("least_latency", views)["busy"] == pytest.approx(1 / 3, abs=0.03)
 
 
 def test_least_latency_fails_over_in_cost_order() -> None:
@@ -204,7 +205,7 @@ def test_adaptive_sends_less_to_a_provider_near_its_rate_limit() -> None:
 
 
 def test_adaptive_balances_sends_in_flight() -> None:
-    shares = first_shares("adaptive", (healthy("busy", in_flight=1), healthy("idle")))
+    shares = first_shares("adaptive", (healthy("busy", in_flight=32), healthy("idle")))
     assert shares["busy"] == pytest.approx(0.2, abs=0.03)
 
 

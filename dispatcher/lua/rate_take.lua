@@ -1,0 +1,26 @@
+-- Take up to N tokens from each provider's rate limit, shared by every replica (GCRA: one
+-- theoretical arrival time per provider). Grants as many as fit now, never more than wanted.
+-- KEYS     per provider i: KEYS[i] the theoretical arrival time (ms, a string)
+-- ARGV[1]  now (ms, or "" for the Redis clock)
+-- ARGV[2..] per provider, 3 each: tokens wanted, emission interval (ms), burst (tokens)
+-- Returns per provider {granted, ms until the next token is free (string)}.
+local function clock(arg)
+  if arg ~= '' then return tonumber(arg) end
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local now = clock(ARGV[1])
+local out = {}
+for i = 1, #KEYS do
+  local want, interval = tonumber(ARGV[3 * i - 1]), tonumber(ARGV[3 * i])
+  local burst = tonumber(ARGV[3 * i + 1])
+  local tat = math.max(now, tonumber(redis.call('GET', KEYS[i]) or 0))
+  local fits = math.floor(burst - (tat - now) / interval + 1e-6)
+  local granted = math.max(0, math.min(want, fits))
+  tat = tat + granted * interval
+  if granted > 0 then
+    redis.call('SET', KEYS[i], string.format('%.17g', tat), 'PX', math.ceil(tat - now) + 1000)
+  end
+  out[i] = {granted, tostring(math.max(0, tat + interval - burst * interval - now))}
+end
+return out
