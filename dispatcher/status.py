@@ -18,7 +18,7 @@ from dispatcher.app import tuning
 from dispatcher.config import Settings
 from dispatcher.health import Health
 from dispatcher.health_model import ProviderHealth, routing_snapshot
-from strategies import build_strategy
+from strategies import HealthSnapshot, build_strategy
 
 SAMPLES = 2000
 
@@ -42,7 +42,7 @@ def first_choice_shares(settings: Settings, report: dict[str, ProviderHealth]) -
     snapshot = routing_snapshot(report, settings.providers, {})
     rng, firsts = random.Random(0), Counter[str]()
     for sequence in range(SAMPLES):
-        order = strategy.rank(type(snapshot)(snapshot.providers, snapshot.now, sequence), rng)
+        order = strategy.rank(HealthSnapshot(snapshot.providers, snapshot.now, sequence), rng)
         if order:
             firsts[order[0]] += 1
     return {name: count / SAMPLES for name, count in firsts.items()}
