@@ -16,7 +16,7 @@ all: test
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check -U pip
-	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,bench]'
 	touch $@
 
 deps: $(STAMP) redis
@@ -54,7 +54,8 @@ bench: deps fauxqs
 	$(BIN)/python -m bench
 
 constraints: $(STAMP)
-	$(BIN)/pip freeze --exclude-editable | grep -v '^email-dispatcher' > constraints.txt
+	{ head -2 constraints.txt; $(BIN)/pip freeze --exclude-editable | grep -v '^email-dispatcher'; } > constraints.tmp
+	mv constraints.tmp constraints.txt
 
 clean:
 	rm -rf $(VENV) .tools .run .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from dispatcher.config import ConfigError, RoutingSettings, Settings
 from dispatcher.health import Health, ResilientHealth
@@ -87,15 +88,19 @@ async def open_worker(
             visibility_timeout=settings.queue.visibility_timeout,
         )
         ledger = Ledger(redis, settings.redis.key_prefix, dispatch.record_ttl_days * 86_400)
-        router = Router(
-            strategy, providers, settings.providers, health_store(settings, redis), random.Random()
-        )
+        health = await health_store(settings, redis)
+        router = Router(strategy, providers, settings.providers, health, random.Random())
         yield Worker(dispatch, queue, ledger, router, stats)
 
 
-def health_store(settings: Settings, redis: Redis) -> ResilientHealth:
-    """Shared health in Redis, falling back to per-process health while Redis is away."""
+async def health_store(settings: Settings, redis: Redis) -> ResilientHealth:
+    """Shared health in Redis, falling back to per-process health while Redis is away. Its
+    scripts are registered now, so that the first batch does not pay for it."""
     shared = Health(redis, settings.redis.key_prefix, settings.providers, settings.routing)
+    try:
+        await shared.load_scripts()
+    except (RedisError, OSError) as exc:  # unreachable now: loaded on first use instead
+        log.warning("health_scripts_not_loaded", error=type(exc).__name__)
     local = LocalHealth(settings.providers, settings.routing)
     return ResilientHealth(shared, local)
 

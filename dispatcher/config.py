@@ -54,7 +54,9 @@ class RedisSettings:
 
 @dataclass(frozen=True, slots=True)
 class DispatchSettings:
-    max_in_flight: int = 512
+    max_in_flight: int = 512  # the ceiling of the adaptive in-flight limit
+    min_in_flight: int = 0  # its floor; 0 means min(32, max_in_flight); = max turns it off
+    latency_tolerance: float = 2.0  # sends this many times slower than usual: cut the limit
     max_attempts: int = 5
     drain_seconds: float = 25.0
     pollers: int = 4  # concurrent long-polls; each receives up to 10 messages
@@ -312,6 +314,12 @@ def _check(settings: Settings) -> None:
     _require(0 <= q.wait_time_seconds <= 20, "queue.wait_time_seconds", "must be 0..20")
     _require(10 <= q.visibility_timeout <= 43_200, "queue.visibility_timeout", "must be 10..43200")
     _require(1 <= d.max_in_flight <= 100_000, "dispatch.max_in_flight", "must be 1..100000")
+    _require(
+        0 <= d.min_in_flight <= d.max_in_flight,
+        "dispatch.min_in_flight",
+        "must be 0..max_in_flight (0: min(32, max_in_flight))",
+    )
+    _require(d.latency_tolerance > 1, "dispatch.latency_tolerance", "must be > 1")
     _require(1 <= d.max_attempts <= 100, "dispatch.max_attempts", "must be 1..100")
     _require(0 <= d.drain_seconds <= 3600, "dispatch.drain_seconds", "must be 0..3600")
     _require(1 <= d.pollers <= 64, "dispatch.pollers", "must be 1..64")

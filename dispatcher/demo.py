@@ -3,7 +3,7 @@
 It starts redis-server and fauxqs (a local SQS endpoint), enqueues 5,000 messages, runs the
 real worker against three simulated providers with a live view, takes one provider down
 halfway so the failover shows, checks that every message was sent exactly once, prints a
-summary and stops everything it started. Logs go to `.run/demo.log` (JSON lines).
+summary and stops everything it started. Logs go to `.run/demo.log` (JSON lines, this run only).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ async def run_demo(messages: int = 5000) -> None:
     log_path = REPO / ".run" / "demo.log"
     log_path.parent.mkdir(exist_ok=True)
     os.environ.update(AWS_CREDENTIALS)  # the demo's own process talks to a local endpoint
-    with log_path.open("ab") as log_file, RedisServer() as redis, Fauxqs() as sqs_server:
+    with log_path.open("wb") as log_file, RedisServer() as redis, Fauxqs() as sqs_server:
         logs.configure("info", log_file)
         print(f"local stack: redis {redis.url}, SQS (fauxqs) {sqs_server.endpoint_url}")
         async with sqs_client(sqs_server.endpoint_url) as sqs:

@@ -190,8 +190,16 @@ def batch_providers(observations: Sequence[Observation]) -> list[str]:
     return list(dict.fromkeys(o.provider for o in observations))
 
 
-def view(health: ProviderHealth, settings: ProviderSettings, in_flight: int = 0) -> ProviderView:
-    """What a strategy sees of one provider, given this process's sends to it now."""
+def view(
+    health: ProviderHealth,
+    settings: ProviderSettings,
+    in_flight: int = 0,
+    pending_ms: float | None = None,
+) -> ProviderView:
+    """What a strategy sees of one provider, given this process's sends to it now.
+
+    `pending_ms`, the mean age of those sends, floors the latency: answers that are late count
+    before they come back (once the provider has a latency at all)."""
     probe_free = (
         health.circuit is Circuit.HALF_OPEN
         and health.permits_in_use < settings.breaker.half_open_permits
@@ -209,7 +217,7 @@ def view(health: ProviderHealth, settings: ProviderSettings, in_flight: int = 0)
         calls=health.calls,
         failures=health.failures,
         slow=health.slow,
-        latency_ms=health.ewma_ms,
+        latency_ms=_floored(health.ewma_ms, pending_ms),
         p50_ms=health.p50_ms,
         p95_ms=health.p95_ms,
         in_flight=in_flight,
@@ -219,13 +227,23 @@ def view(health: ProviderHealth, settings: ProviderSettings, in_flight: int = 0)
     )
 
 
+def _floored(ewma_ms: float | None, pending_ms: float | None) -> float | None:
+    if ewma_ms is None or pending_ms is None:
+        return ewma_ms
+    return max(ewma_ms, pending_ms)
+
+
 def routing_snapshot(
     report: Mapping[str, ProviderHealth],
     providers: Sequence[ProviderSettings],
     in_flight: Mapping[str, int],
     sequence: int = 0,
+    pending_ms: Mapping[str, float] | None = None,
 ) -> HealthSnapshot:
     """A strategy's input: every configured provider in config order."""
-    views = tuple(view(report[p.name], p, in_flight.get(p.name, 0)) for p in providers)
+    pending = pending_ms or {}
+    views = tuple(
+        view(report[p.name], p, in_flight.get(p.name, 0), pending.get(p.name)) for p in providers
+    )
     now = max((h.at for h in report.values()), default=0.0)
     return HealthSnapshot(views, now, sequence)

@@ -61,6 +61,7 @@ class Router:
         self._read_at = float("-inf")
         self._sequence = 0
         self.in_flight: Counter[str] = Counter()
+        self._started_sum: dict[str, float] = {}  # per provider: the start times in flight
 
     @property
     def providers(self) -> tuple[Provider, ...]:
@@ -74,7 +75,34 @@ class Router:
         return self.snapshot()
 
     def snapshot(self) -> HealthSnapshot:
-        return routing_snapshot(self._report, self._settings, self.in_flight, self._sequence)
+        return routing_snapshot(
+            self._report, self._settings, self.in_flight, self._sequence, self.pending_ms()
+        )
+
+    def begin(self, provider: str) -> float:
+        """Count a send to `provider` as in flight; returns its start time for `end`."""
+        started = self._monotonic()
+        self.in_flight[provider] += 1
+        self._started_sum[provider] = self._started_sum.get(provider, 0.0) + started
+        return started
+
+    def end(self, provider: str, started: float) -> None:
+        self.in_flight[provider] -= 1
+        if self.in_flight[provider] <= 0:
+            del self.in_flight[provider]
+            self._started_sum.pop(provider, None)
+        else:
+            self._started_sum[provider] -= started
+
+    def pending_ms(self) -> dict[str, float]:
+        """The mean age of each provider's sends in flight: a latency floor known before any
+        answer, so a provider that has just turned slow costs more at once."""
+        now = self._monotonic()
+        return {
+            name: 1000 * (now - total / self.in_flight[name])
+            for name, total in self._started_sum.items()
+            if self.in_flight[name] > 0
+        }
 
     def wait_hint(self) -> float:
         """Seconds until some provider may take work again (an open period or a throttle)."""

@@ -30,14 +30,19 @@ class Settler:
     def __init__(self, worker: Worker) -> None:
         self._worker = worker
         self._completions: list[tuple[InFlight, Decision]] = []
+        self._observations: list[Observation] = []  # not yet fed to the health windows
         self._deletes: list[Received] = []
         self._delays: list[tuple[Received, int]] = []
         self._dead: list[tuple[Received, str]] = []
         self._wake = asyncio.Event()
         self._redis_failures = 0
+        # One flush at a time: the shutdown's flush must wait for the one in progress, or it
+        # would see no completions and hand back messages that are being recorded as SENT.
+        self._flushing = asyncio.Lock()
 
     def complete(self, entry: InFlight, decision: Decision) -> None:
         self._completions.append((entry, decision))
+        self._observations.extend(decision.observations)
         self._wake.set()
 
     def enqueue_delete(self, messages: Sequence[Received]) -> None:
@@ -66,6 +71,10 @@ class Settler:
         await self.flush()
 
     async def flush(self) -> None:
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         completions, self._completions = self._completions, []
         if completions:
             await self._record(completions)
@@ -77,18 +86,25 @@ class Settler:
 
     async def _record(self, completions: list[tuple[InFlight, Decision]]) -> None:
         worker = self._worker
-        observations = [o for _, d in completions for o in d.observations]
-        try:
-            settled, _ = await asyncio.gather(
-                worker.ledger.settle([_settlement(e, d) for e, d in completions]),
-                self._observe(observations),
-            )
-        except RedisError as exc:
+        # Each outcome feeds the health windows once, even when the ledger write is retried.
+        observations, self._observations = self._observations, []
+        settled, observed = await asyncio.gather(
+            worker.ledger.settle([_settlement(e, d) for e, d in completions]),
+            self._observe(observations),
+            return_exceptions=True,
+        )
+        if isinstance(observed, BaseException):  # not a Redis error: _observe handles those
+            raise observed
+        if isinstance(settled, BaseException):
+            if not isinstance(settled, RedisError):
+                raise settled
             self._redis_failures += 1
             if self._redis_failures == 1:
-                log.warning("ledger_unavailable", error=type(exc).__name__)
+                log.warning("ledger_unavailable", error=type(settled).__name__)
             self._completions[:0] = completions
             return
+        if self._redis_failures:
+            log.info("ledger_restored", failed_flushes=self._redis_failures)
         self._redis_failures = 0
         for (entry, decision), result in zip(completions, settled, strict=True):
             worker.in_flight.pop(entry.email.id, None)
@@ -107,6 +123,8 @@ class Settler:
 
     async def _observe(self, observations: list[Observation]) -> None:
         """Feed the health windows; a failure here never holds a message back."""
+        if not observations:
+            return
         try:
             await self._worker.router.store.record(observations)
         except RedisError as exc:

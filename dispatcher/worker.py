@@ -24,6 +24,7 @@ from typing import TypeVar
 import structlog
 from redis.exceptions import RedisError
 
+from dispatcher.concurrency import AdaptiveLimit
 from dispatcher.config import DispatchSettings
 from dispatcher.delivery import Action, Decision, attempt, unfit
 from dispatcher.ledger import ClaimRequest, ClaimVerdict, Ledger, RecordStatus
@@ -36,6 +37,7 @@ from dispatcher.stats import Stats
 
 log = structlog.get_logger("dispatcher.worker")
 T = TypeVar("T")
+LIMIT_INTERVAL_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -65,7 +67,8 @@ class Worker:
         self.stats = stats or Stats()
         self.rng = rng or random.Random()
         self.in_flight: dict[str, InFlight] = {}
-        self.slots = Slots(policy.max_in_flight)
+        self.limit = AdaptiveLimit(policy)
+        self.slots = Slots(self.limit.limit)
         self.settler = Settler(self)
         self._stopping = asyncio.Event()
         self._owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{self.rng.getrandbits(32):x}"
@@ -86,6 +89,7 @@ class Worker:
         async with asyncio.TaskGroup() as group:
             pollers = [group.create_task(self._poll_loop()) for _ in range(self.policy.pollers)]
             heartbeat = group.create_task(self._heartbeat_loop())
+            limiting = group.create_task(self._limit_loop())
             settling = group.create_task(self.settler.run())
             await self._stopping.wait()
             # Long polls are let finish (a cancelled one can still take messages on the server
@@ -93,6 +97,7 @@ class Worker:
             await asyncio.gather(self._finish_sends(), *pollers)
             await self._hand_back()
             heartbeat.cancel()
+            limiting.cancel()
             await self.settler.close()
             settling.cancel()
         log.info("worker_stopped", sent=self.stats.sent, released=self.stats.released)
@@ -225,8 +230,7 @@ class Worker:
 
     async def _send(self, entry: InFlight, route: Route) -> None:
         first = route.order[0].name if route.order else None
-        if first is not None:
-            self.router.in_flight[first] += 1
+        started = self.router.begin(first) if first is not None else 0.0
         try:
             decision = await attempt(
                 entry.email, route, self.router, entry.attempts_before, self.policy, self.rng
@@ -245,9 +249,10 @@ class Worker:
             )
         finally:
             if first is not None:
-                self.router.in_flight[first] -= 1
+                self.router.end(first, started)
         for outcome in decision.tried:
             self.stats.record(outcome)
+            self.limit.observe(outcome)
         self.settler.complete(entry, decision)
 
     async def _heartbeat_loop(self) -> None:
@@ -266,6 +271,18 @@ class Worker:
                 await self.ledger.extend([(e.email.id, e.owner) for e in slow], self._lease)
             except Exception as exc:  # the next beat tries again; redelivery is still safe
                 log.warning("heartbeat_failed", error=type(exc).__name__, in_flight=len(slow))
+
+    async def _limit_loop(self) -> None:
+        """Once a second, move the in-flight limit on the latency of the last second's sends."""
+        if self.limit.fixed:
+            return
+        while True:
+            await asyncio.sleep(LIMIT_INTERVAL_SECONDS)
+            before = self.slots.limit
+            after = self.limit.adjust(self.slots.take_peak())
+            if after != before:
+                self.slots.resize(after)
+                log.info("in_flight_limit", limit=after, was=before)
 
     async def _finish_sends(self) -> None:
         """Let in-flight sends finish for `drain_seconds`, then cancel the rest."""

@@ -6,7 +6,9 @@ redis         function  `redis.asyncio.Redis` on redis_url, closed after the tes
 moto_server   session   from tests.fakes.fixtures: one moto_server (SQS + SES, recording on)
 moto          function  from tests.fakes.fixtures: moto_server, reset before the test
 fauxqs        session   `Fauxqs` (dispatcher.devstack); the test is skipped if not installed
-sqs_endpoint  function  the SQS endpoint: moto (reset), or fauxqs with DEVSTACK_TEST_SQS=fauxqs
+sqs_endpoint  function  the SQS endpoint: moto (reset), or fauxqs with DEVSTACK_TEST_SQS=fauxqs;
+                        a test that needs fauxqs's speed asks for it with
+                        `@pytest.mark.parametrize("sqs_endpoint", ["fauxqs"], indirect=True)`
 sqs           function  an aiobotocore SQS client on sqs_endpoint, closed after the test
 queues        function  `QueuePair(url, dlq_url)`: a fresh, uniquely named queue and its DLQ
                         (maxReceiveCount 10, visibility 60 s; change them with
@@ -89,7 +91,7 @@ def fauxqs() -> Iterator[Fauxqs]:
 
 @pytest.fixture
 def sqs_endpoint(request: pytest.FixtureRequest) -> str:
-    backend = os.environ.get(SQS_BACKEND_ENV, "moto")
+    backend = getattr(request, "param", None) or os.environ.get(SQS_BACKEND_ENV, "moto")
     if backend not in ("moto", "fauxqs"):
         raise pytest.UsageError(f"{SQS_BACKEND_ENV}={backend!r}: use moto or fauxqs")
     server = request.getfixturevalue(backend)

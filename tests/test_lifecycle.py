@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from redis.asyncio import Redis
 
 from dispatcher.devstack import queue_depth
@@ -18,6 +19,7 @@ from dispatcher.ledger import Ledger
 from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
 from tests.harness import email_doc, enqueue, eventually, running, settings, statuses
+from tests.test_worker import sendgrid
 
 CONFIG = """
 [queue]
@@ -135,3 +137,33 @@ async def test_run_with_a_bad_config_exits_2_naming_the_key(tmp_path: Path) -> N
     assert process.returncode == 2
     assert "dispatch.max_in_flight" in stderr.decode()
     assert stdout == b""
+
+
+async def test_a_stop_during_a_slow_record_waits_for_it_and_hands_back_nothing_sent(
+    sqs: Any,
+    queues: QueuePair,
+    redis: Redis,
+    redis_url: str,
+    sqs_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = [f"msg-{i:05d}" for i in range(20)]
+    async with FakeSendGrid() as sg:
+        config = settings(queues.url, sqs_endpoint, redis_url, [sendgrid(sg)], max_in_flight=40)
+        await enqueue(sqs, queues.url, [email_doc(i) for i in range(20)])
+        async with running(config) as worker:
+            settle = worker.ledger.settle
+
+            async def slow_settle(*args: Any, **kwargs: Any) -> Any:
+                await asyncio.sleep(1.0)  # Redis is slow: the flush is still recording at stop
+                return await settle(*args, **kwargs)
+
+            monkeypatch.setattr(worker.ledger, "settle", slow_settle)
+            await eventually(lambda: len(sg.receipts) == 20, 30, "20 accepted")
+            await asyncio.sleep(0.1)  # the settler has taken them into its flush
+        assert worker.stats.released == 0  # nothing sent was handed back to be sent again
+        assert worker.stats.sent == 20
+    book = Ledger(redis, "t:", 3600)
+    assert statuses([await book.get(i) for i in ids]) == {"SENT": 20}
+    assert await queue_depth(sqs, queues.url) == 0
+    assert sorted(r.dispatcher_id or "" for r in sg.receipts) == ids

@@ -1,0 +1,86 @@
+"""The in-flight limit, adapted to latency between `min_in_flight` and `max_in_flight` (AIMD).
+
+Once per interval the limit moves on what the sends of that interval showed:
+
+    gradient  = median over the interval's answers of  latency / baseline(provider)
+    congested = gradient > latency_tolerance, or over CONGESTED_SHARE of the answers throttled
+    congested            -> limit = max(floor, limit * DECREASE)      (multiplicative decrease)
+    healthy, limit used  -> limit = min(ceiling, limit + step)        (additive increase)
+    otherwise            -> unchanged (an idle limit proves nothing, so it does not grow)
+
+`baseline(provider)` is the lowest interval median of that provider's latencies, let drift up
+by BASELINE_DRIFT per interval, so that a provider that has become lastingly slower is taken
+as it is after a while instead of throttling the worker forever. Each provider is judged
+against its own baseline: a slow provider is not congested for being slow, and a brownout that
+the strategy routes around does not cut the limit, since its few sends do not move the median.
+When every provider slows down at once (they are saturated, or this process is) the limit
+comes down and the rest of the work waits on the queue, where it is safe.
+
+The limit starts at the ceiling. `floor == ceiling` turns adaptation off.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+
+from dispatcher.config import DispatchSettings
+from providers.base import Outcome, Status
+
+DEFAULT_FLOOR = 32
+DECREASE = 0.75
+INCREASE_STEPS = 32  # additive step = ceiling / INCREASE_STEPS: floor to ceiling in ~30 intervals
+BASELINE_DRIFT = 1.05
+BUSY_SHARE = 0.9  # the limit counts as used when the peak in-flight reached this share of it
+CONGESTED_SHARE = 0.25
+MIN_SAMPLES = 8  # fewer answers in an interval: no verdict
+
+
+class AdaptiveLimit:
+    def __init__(self, policy: DispatchSettings) -> None:
+        self.ceiling = policy.max_in_flight
+        self.floor = policy.min_in_flight or min(DEFAULT_FLOOR, self.ceiling)
+        self.tolerance = policy.latency_tolerance
+        self.limit = self.ceiling
+        self._step = max(1, self.ceiling // INCREASE_STEPS)
+        self._latencies: dict[str, list[float]] = defaultdict(list)
+        self._throttled = 0
+        self._baseline: dict[str, float] = {}
+
+    @property
+    def fixed(self) -> bool:
+        return self.floor >= self.ceiling
+
+    def observe(self, outcome: Outcome) -> None:
+        """Count one provider answer of the current interval."""
+        if outcome.status is Status.THROTTLED:
+            self._throttled += 1
+        elif outcome.status in (Status.SENT, Status.REJECTED):
+            self._latencies[outcome.provider].append(outcome.latency)
+
+    def adjust(self, peak_in_flight: int) -> int:
+        """Close the interval: move the limit on what it showed, and return the new limit."""
+        ratios = self._ratios()
+        answers = len(ratios) + self._throttled
+        throttled, self._throttled = self._throttled, 0
+        if self.fixed or answers < MIN_SAMPLES:
+            return self.limit
+        gradient = statistics.median(ratios) if ratios else 1.0
+        if gradient > self.tolerance or throttled > CONGESTED_SHARE * answers:
+            self.limit = max(self.floor, int(self.limit * DECREASE))
+        elif peak_in_flight >= BUSY_SHARE * self.limit:
+            self.limit = min(self.ceiling, self.limit + self._step)
+        return self.limit
+
+    def _ratios(self) -> list[float]:
+        """Each answer's latency over its provider's baseline; updates the baselines."""
+        ratios: list[float] = []
+        for provider, latencies in self._latencies.items():
+            if not latencies:
+                continue
+            median = max(statistics.median(latencies), 1e-3)
+            baseline = self._baseline.get(provider, median)
+            ratios.extend(latency / baseline for latency in latencies)
+            self._baseline[provider] = min(median, baseline * BASELINE_DRIFT)
+            latencies.clear()
+        return ratios
