@@ -6,6 +6,8 @@ Once per interval the limit moves on what the sends of that interval showed:
     congested = gradient > latency_tolerance, or over CONGESTED_SHARE of the answers throttled
     congested            -> limit = max(floor, limit * DECREASE)      (multiplicative decrease)
     healthy, limit used  -> limit = min(ceiling, limit + step)        (additive increase)
+                            (used: the peak in flight reached 90 % of it, or left no room
+                            for another receive batch of 10)
     otherwise            -> unchanged (an idle limit proves nothing, so it does not grow)
 
 `baseline(provider)` is the lowest interval median of that provider's latencies, let drift up
@@ -31,7 +33,8 @@ DEFAULT_FLOOR = 32
 DECREASE = 0.75
 INCREASE_STEPS = 32  # additive step = ceiling / INCREASE_STEPS: floor to ceiling in ~30 intervals
 BASELINE_DRIFT = 1.05
-BUSY_SHARE = 0.9  # the limit counts as used when the peak in-flight reached this share of it
+BUSY_SHARE = 0.9  # the limit counts as used when the peak in-flight reached this share of it,
+RECEIVE_BATCH = 10  # or left no room for another receive batch (pollers take 10 slots at once)
 CONGESTED_SHARE = 0.25
 MIN_SAMPLES = 8  # fewer answers in an interval: no verdict
 
@@ -68,7 +71,7 @@ class AdaptiveLimit:
         gradient = statistics.median(ratios) if ratios else 1.0
         if gradient > self.tolerance or throttled > CONGESTED_SHARE * answers:
             self.limit = max(self.floor, int(self.limit * DECREASE))
-        elif peak_in_flight >= BUSY_SHARE * self.limit:
+        elif peak_in_flight >= min(BUSY_SHARE * self.limit, self.limit - RECEIVE_BATCH):
             self.limit = min(self.ceiling, self.limit + self._step)
         return self.limit
 

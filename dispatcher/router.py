@@ -4,6 +4,8 @@ Per receive batch the router reads one health snapshot (at most every `refresh_s
 the strategy for an order per message, and reserves what the first choices need in one round
 trip each: probe permits for half-open providers, tokens for rate-limited ones. A failover
 send is admitted only to a closed circuit, taking its rate token then (failures are rare).
+A provider this process has just seen fail `consecutive_failures` times in a row is held back
+before the shared breaker hears of it (`dispatcher.fast_trip`).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from dispatcher.config import ProviderSettings
+from dispatcher.fast_trip import FastTrip
 from dispatcher.health_model import (
     HealthStore,
     Observation,
@@ -62,6 +65,7 @@ class Router:
         self._sequence = 0
         self.in_flight: Counter[str] = Counter()
         self._started_sum: dict[str, float] = {}  # per provider: the start times in flight
+        self._fast_trip = FastTrip(settings)
 
     @property
     def providers(self) -> tuple[Provider, ...]:
@@ -72,12 +76,20 @@ class Router:
         if force or self._monotonic() - self._read_at >= self._refresh_seconds:
             self._report = await self.store.snapshot()
             self._read_at = self._monotonic()
+            self._fast_trip.sync(self._report)
         return self.snapshot()
 
     def snapshot(self) -> HealthSnapshot:
-        return routing_snapshot(
+        snapshot = routing_snapshot(
             self._report, self._settings, self.in_flight, self._sequence, self.pending_ms()
         )
+        held = self._fast_trip.held(self._monotonic())
+        if not held:
+            return snapshot
+        views = tuple(
+            replace(v, available=False) if v.name in held else v for v in snapshot.providers
+        )
+        return replace(snapshot, providers=views)
 
     def begin(self, provider: str) -> float:
         """Count a send to `provider` as in flight; returns its start time for `end`."""
@@ -106,14 +118,18 @@ class Router:
 
     def wait_hint(self) -> float:
         """Seconds until some provider may take work again (an open period or a throttle)."""
+        if any(h.circuit is Circuit.HALF_OPEN for h in self._report.values()):
+            return self._refresh_seconds  # a probe permit may be free at the next snapshot
         now = max((h.at for h in self._report.values()), default=0.0)
         ends = [
-            t
+            t - now
             for h in self._report.values()
             for t in (h.open_until, h.throttled_until)
             if t is not None and t > now
         ]
-        return min(MAX_WAIT_SECONDS, max(0.1, min(ends, default=now + 1.0) - now))
+        local = self._monotonic()
+        ends.extend(t - local for t in self._fast_trip.ends(local))
+        return min(MAX_WAIT_SECONDS, max(0.1, min(ends, default=1.0)))
 
     async def plan(self, count: int) -> list[Route]:
         """Orders for `count` messages, with their first choices' permits and tokens."""
@@ -167,11 +183,16 @@ class Router:
         health = self._report.get(provider)
         if health is not None and health.circuit is not Circuit.CLOSED:
             return False
+        if provider in self._fast_trip.held(self._monotonic()):
+            return False
         if provider not in self._limited:
             return True
         return (await self.store.take({provider: 1}))[provider].granted > 0
 
     def observe(self, outcome: Outcome, permit: Permit | None) -> Observation:
+        """The observation to record for one answer (also counted here at once, for the fast
+        trip)."""
+        self._fast_trip.note(outcome, self._monotonic())
         health = self._report.get(outcome.provider)
         generation = permit.generation if permit else (health.generation if health else 0)
         return Observation.of(outcome, generation, permit)

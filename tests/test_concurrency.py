@@ -169,3 +169,16 @@ async def test_the_worker_cuts_its_limit_when_every_provider_slows_and_regrows_i
     delivered = [r.dispatcher_id for r in sg.receipts + mg.receipts]
     assert len(delivered) == len(set(delivered))  # nothing twice
     assert len(delivered) == worker.stats.sent
+
+
+def test_a_small_limit_counts_as_used_when_no_receive_batch_fits() -> None:
+    limit = limiter(64, floor=8)
+    answers(limit, "a", 0.010)
+    limit.adjust(64)
+    for _ in range(4):
+        answers(limit, "a", 0.200)
+        limit.adjust(64)
+    assert limit.limit == 20
+    answers(limit, "a", 0.010)
+    # One poller holds 10 slots and the next batch of 10 does not fit: the limit binds.
+    assert limit.adjust(peak_in_flight=11) == 22
