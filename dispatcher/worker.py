@@ -94,7 +94,7 @@ class Worker:
             await self._stopping.wait()
             # Long polls are let finish (a cancelled one can still take messages on the server
             # side, hiding them for a visibility timeout); what they bring is handed back.
-            await asyncio.gather(self._finish_sends(), *pollers)
+            await self._finish_sends(asyncio.gather(*pollers))
             await self._hand_back()
             heartbeat.cancel()
             limiting.cancel()
@@ -284,16 +284,27 @@ class Worker:
                 self.slots.resize(after)
                 log.info("in_flight_limit", limit=after, was=before)
 
-    async def _finish_sends(self) -> None:
-        """Let in-flight sends finish for `drain_seconds`, then cancel the rest."""
-        deadline = self.policy.drain_seconds
-        tasks = [e.task for e in self.in_flight.values() if e.task is not None]
-        log.info("draining", in_flight=len(tasks), deadline_s=deadline)
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=deadline)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+    async def _finish_sends(self, pollers: asyncio.Future[list[None]]) -> None:
+        """Let in-flight sends finish for `drain_seconds`, then cancel the rest. A poller that
+        was admitting a batch when the stop came may still start sends: those are waited for
+        too, and the hand-back only begins once every poller has returned."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.policy.drain_seconds
+        log.info("draining", in_flight=len(self.in_flight), deadline_s=self.policy.drain_seconds)
+        while True:
+            sends = {e.task for e in self.in_flight.values() if e.task and not e.task.done()}
+            waiting = sends | ({pollers} if not pollers.done() else set())
+            if not waiting:
+                break
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        await pollers  # a long poll is let end; what it brings is handed back
+        late = [e.task for e in self.in_flight.values() if e.task and not e.task.done()]
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
 
     async def _hand_back(self) -> None:
         """Record what finished; give every unfinished message back to the queue now."""

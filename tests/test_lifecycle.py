@@ -167,3 +167,38 @@ async def test_a_stop_during_a_slow_record_waits_for_it_and_hands_back_nothing_s
     assert statuses([await book.get(i) for i in ids]) == {"SENT": 20}
     assert await queue_depth(sqs, queues.url) == 0
     assert sorted(r.dispatcher_id or "" for r in sg.receipts) == ids
+
+
+async def test_a_stop_during_a_claim_waits_for_the_sends_it_starts(
+    sqs: Any,
+    queues: QueuePair,
+    redis: Redis,
+    redis_url: str,
+    sqs_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ids = [f"msg-{i:05d}" for i in range(10)]
+    async with FakeSendGrid() as sg:
+        sg.faults.latency(300)
+        config = settings(
+            queues.url, sqs_endpoint, redis_url, [sendgrid(sg)], max_in_flight=40, pollers=1
+        )
+        claiming = asyncio.Event()
+        async with running(config) as worker:
+            claim = worker.ledger.claim
+
+            async def slow_claim(*args: Any, **kwargs: Any) -> Any:
+                claiming.set()
+                await asyncio.sleep(0.5)  # the stop comes while the batch is being claimed
+                return await claim(*args, **kwargs)
+
+            monkeypatch.setattr(worker.ledger, "claim", slow_claim)
+            await enqueue(sqs, queues.url, [email_doc(i) for i in range(10)])
+            await asyncio.wait_for(claiming.wait(), 30)
+        # The sends the claim started were waited for, recorded and deleted, not handed back
+        # while still running (which would let another worker send them again).
+        assert (worker.stats.released, worker.stats.sent) == (0, 10)
+    book = Ledger(redis, "t:", 3600)
+    assert statuses([await book.get(i) for i in ids]) == {"SENT": 10}
+    assert await queue_depth(sqs, queues.url) == 0
+    assert sorted(r.dispatcher_id or "" for r in sg.receipts) == ids
