@@ -35,6 +35,25 @@ _ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
 _EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
 _HEADER_NAME_RE = re.compile(r"^[!-9;-~]+$")  # printable ASCII without colon (RFC 5322)
 _TAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_FIELDS = frozenset(
+    {
+        "v",
+        "id",
+        "batch_id",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "reply_to",
+        "subject",
+        "text",
+        "html",
+        "headers",
+        "tags",
+        "created_at",
+    }
+)
+_ADDRESS_FIELDS = frozenset({"email", "name"})
 # Headers the dispatcher or provider sets itself; a producer may not override them.
 RESERVED_HEADERS = frozenset(
     {
@@ -135,23 +154,7 @@ def encode(email: Email) -> bytes:
 
 
 def _email_from(doc: dict[str, Any], size: int) -> Email:
-    known = {
-        "v",
-        "id",
-        "batch_id",
-        "from",
-        "to",
-        "cc",
-        "bcc",
-        "reply_to",
-        "subject",
-        "text",
-        "html",
-        "headers",
-        "tags",
-        "created_at",
-    }
-    unknown = sorted(set(doc) - known)
+    unknown = sorted(doc.keys() - _FIELDS)
     if unknown:
         raise MessageError(unknown[0], "unknown field")
     if doc.get("v") != SCHEMA_VERSION:
@@ -195,7 +198,7 @@ def _address(value: object, name: str) -> Address:
         value = {"email": value}
     if not isinstance(value, dict):
         raise MessageError(name, "must be an object {email, name}")
-    extra = sorted(set(value) - {"email", "name"})
+    extra = sorted(value.keys() - _ADDRESS_FIELDS)
     if extra:
         raise MessageError(f"{name}.{extra[0]}", "unknown field")
     email = value.get("email")
@@ -208,6 +211,8 @@ def _address(value: object, name: str) -> Address:
 
 
 def _addresses(value: object, name: str, *, required: bool = False) -> tuple[Address, ...]:
+    if not required and (value is None or value == []):
+        return ()
     if value is None:
         value = []
     elif isinstance(value, dict | str):

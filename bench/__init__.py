@@ -1,0 +1,1 @@
+"""Benchmarks: throughput against same-run baselines, the routing simulator, locust load."""
