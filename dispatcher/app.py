@@ -14,14 +14,16 @@ import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from redis.asyncio import Redis
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from dispatcher.config import ConfigError, RoutingSettings, Settings
 from dispatcher.health import Health, ResilientHealth
 from dispatcher.health_local import LocalHealth
 from dispatcher.ledger import Ledger
 from dispatcher.queue import SqsQueue, resolve_dead_letter_url
-from dispatcher.router import Router
+from dispatcher.router import RATE_AHEAD_SECONDS, Router
 from dispatcher.stats import Stats
 from dispatcher.worker import Worker
 from providers import open_providers
@@ -62,7 +64,7 @@ async def open_worker(
     strategy = build_strategy(settings.routing.strategy, tuning(settings.routing))
     dispatch = settings.dispatch
     async with contextlib.AsyncExitStack() as stack:
-        redis = Redis.from_url(settings.redis.url)
+        redis = open_redis(settings.redis.url)
         stack.push_async_callback(redis.aclose)
         sqs = await stack.enter_async_context(open_sqs(settings, dispatch.pollers + 32))
         http = aiohttp.ClientSession(
@@ -93,15 +95,29 @@ async def open_worker(
         yield Worker(dispatch, queue, ledger, router, stats)
 
 
+def open_redis(url: str) -> Redis:
+    """A client that retries a call twice on a dropped connection (after a Redis restart each
+    pooled connection would otherwise fail once more), and gives up on an unanswered call
+    after 2 s rather than the default 5 s, so a partition falls back to local health soon."""
+    retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=2)
+    return Redis.from_url(url, retry=retry, socket_timeout=2.0, socket_connect_timeout=1.0)
+
+
 async def health_store(settings: Settings, redis: Redis) -> ResilientHealth:
     """Shared health in Redis, falling back to per-process health while Redis is away. Its
     scripts are registered now, so that the first batch does not pay for it."""
-    shared = Health(redis, settings.redis.key_prefix, settings.providers, settings.routing)
+    shared = Health(
+        redis,
+        settings.redis.key_prefix,
+        settings.providers,
+        settings.routing,
+        ahead_seconds=RATE_AHEAD_SECONDS,
+    )
     try:
         await shared.load_scripts()
     except (RedisError, OSError) as exc:  # unreachable now: loaded on first use instead
         log.warning("health_scripts_not_loaded", error=type(exc).__name__)
-    local = LocalHealth(settings.providers, settings.routing)
+    local = LocalHealth(settings.providers, settings.routing, ahead_seconds=RATE_AHEAD_SECONDS)
     return ResilientHealth(shared, local)
 
 

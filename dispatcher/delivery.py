@@ -9,7 +9,8 @@ The decision table (see providers/base.py for the outcome vocabulary)::
                                dispatch.retry_ambiguous, else ERROR to the DLQ
     retry with attempts >= max_attempts -> ERROR to the DLQ with the reason
 
-Misconfigured providers (bad key, unverified sender) do not use up a message's attempts.
+Misconfigured providers (bad key, unverified sender) and throttling (429) do not use up a
+message's attempts.
 """
 
 from __future__ import annotations
@@ -115,7 +116,9 @@ def unfit(email: Email, providers: Sequence[Provider]) -> bool:
 def _retry(
     tried: tuple[Outcome, ...], attempts_before: int, policy: DispatchSettings, rng: random.Random
 ) -> Decision:
-    counted = any(not o.misconfigured for o in tried)
+    # Only a real try counts: not a misconfigured provider, not a 429 (a storm of them would
+    # otherwise dead-letter mail that was never refused).
+    counted = any(not o.misconfigured and o.status is not Status.THROTTLED for o in tried)
     attempts = attempts_before + (1 if counted else 0)
     last = tried[-1] if tried else None
     cause = f"{last.provider}: {last.error or last.status}" if last else "no provider available"

@@ -13,6 +13,7 @@ Redis is unreachable. The data types and the state machine are described in
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -84,7 +85,8 @@ def _breaker_params(b: BreakerSettings, draw: float) -> list[str | int]:
 
 class Health:
     """`HealthStore` in Redis. `clock` (epoch seconds) defaults to Redis `TIME`; `rng` draws the
-    open-time jitter."""
+    open-time jitter. `ahead_seconds` lets `take` book rate tokens that many seconds ahead (see
+    `booked_delays`); 0, the default, grants only tokens free now."""
 
     def __init__(
         self,
@@ -94,8 +96,11 @@ class Health:
         routing: RoutingSettings,
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
+        *,
+        ahead_seconds: float = 0.0,
     ) -> None:
         self._redis = client
+        self._ahead = _ms(ahead_seconds)
         self._prefix = prefix
         self._settings = {p.name: p for p in providers}
         self._bucket = str(routing.bucket_seconds * 1000)
@@ -234,7 +239,8 @@ class Health:
             await pipe.execute()
 
     async def take(self, wants: Mapping[str, int]) -> dict[str, RateGrant]:
-        """Up to `wants[provider]` rate tokens each; one round trip (none if all unlimited)."""
+        """Up to `wants[provider]` rate tokens each, booked ahead up to `ahead_seconds`; one
+        round trip (none if all unlimited)."""
         grants = {name: RateGrant(want) for name, want in wants.items()}
         limited = {
             name: rate
@@ -246,7 +252,7 @@ class Health:
         rate_keys = [keys.health_rate(self._prefix, name) for name in limited]
         args: list[str | int] = [self._now()]
         for name, (interval, burst) in limited.items():
-            args += [wants[name], repr(interval), repr(burst)]
+            args += [wants[name], repr(interval), repr(burst), self._ahead]
 
         def build(pipe: Pipeline) -> None:
             RATE.queue(pipe, rate_keys, args)
@@ -258,8 +264,17 @@ class Health:
 
 
 class ResilientHealth:
-    """`Health` while Redis answers; the per-process `LocalHealth` while it does not, retrying
-    Redis every `retry_seconds`. Each switch is logged once."""
+    """`Health` while Redis answers; the per-process `LocalHealth` while it does not.
+
+    The first shared call that fails (a connection error, or no answer within
+    `timeout_seconds`) switches to local state. While degraded, every call is answered locally
+    at once, except that one call at a time probes Redis, after a jittered delay that doubles
+    from `retry_min_seconds` up to `retry_seconds`; the probe that succeeds switches back.
+
+    Logs: `health.degraded` (a warning) at most once per `warn_seconds`, however many calls fail
+    and however often Redis comes and goes (a flapping connection is counted, not logged each
+    time); `health.restored` when an outage that was announced ends.
+    """
 
     def __init__(
         self,
@@ -267,29 +282,73 @@ class ResilientHealth:
         local: HealthStore,
         retry_seconds: float = 5.0,
         monotonic: Callable[[], float] = time.monotonic,
+        *,
+        retry_min_seconds: float = 0.5,
+        timeout_seconds: float = 2.0,
+        warn_seconds: float = 60.0,
+        rng: random.Random | None = None,
     ) -> None:
         self._shared, self._local = shared, local
-        self._retry_seconds, self._monotonic = retry_seconds, monotonic
-        self._retry_at: float | None = None  # set while degraded
+        self._retry_max, self._retry_min = retry_seconds, min(retry_min_seconds, retry_seconds)
+        self._timeout, self._warn_seconds = timeout_seconds, warn_seconds
+        self._monotonic, self._rng = monotonic, rng or random.Random()
+        self._since: float | None = None  # when it degraded; None while shared
+        self._retry_at = 0.0
+        self._delay = self._retry_min
+        self._probing = False
+        self._warned_at: float | None = None
+        self._announced = False  # the current outage was warned about
+        self._failures = self._outages = 0  # since the last warning
 
     @property
     def degraded(self) -> bool:
-        return self._retry_at is not None
+        return self._since is not None
 
     async def _call(self, op: Callable[[HealthStore], Awaitable[T]]) -> T:
-        if self._retry_at is not None and self._monotonic() < self._retry_at:
+        probe = self._since is not None
+        if probe and (self._probing or self._monotonic() < self._retry_at):
             return await op(self._local)
+        self._probing = self._probing or probe
         try:
-            result = await op(self._shared)
+            async with asyncio.timeout(self._timeout):
+                result = await op(self._shared)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            if self._retry_at is None:
-                log.warning("health.degraded", reason=repr(exc), scope="per-process")
-            self._retry_at = self._monotonic() + self._retry_seconds
+            self._failed(exc, probe)
             return await op(self._local)
-        if self._retry_at is not None:
-            log.info("health.restored", scope="shared")
-            self._retry_at = None
+        finally:
+            if probe:
+                self._probing = False
+        if probe and self._since is not None:
+            if self._announced:
+                away = self._monotonic() - self._since
+                log.info("health.restored", scope="shared", degraded_for_s=round(away, 1))
+            self._since = None
         return result
+
+    def _failed(self, exc: BaseException, probe: bool) -> None:
+        """Count a failed shared call; schedule the next probe; warn at most once a period."""
+        now = self._monotonic()
+        self._failures += 1
+        if self._since is None:  # Redis has just gone: probe again soon
+            self._since, self._delay, self._announced = now, self._retry_min, False
+            self._outages += 1
+        elif probe:
+            self._delay = min(self._retry_max, self._delay * 2)
+        else:  # a call already under way when Redis went: the probe schedule stands
+            return
+        self._retry_at = now + self._delay * self._rng.uniform(0.5, 1.0)
+        if self._warned_at is None or now - self._warned_at >= self._warn_seconds:
+            log.warning(
+                "health.degraded",
+                scope="per-process",
+                reason=repr(exc)[:200],
+                failed_calls=self._failures,
+                outages=self._outages,
+                degraded_for_s=round(now - self._since, 1),
+                next_probe_s=round(self._retry_at - now, 2),
+            )
+            self._warned_at, self._announced = now, True
+            self._failures = self._outages = 0
 
     async def record(self, observations: Sequence[Observation]) -> None:
         await self._call(lambda store: store.record(observations))
@@ -305,6 +364,13 @@ class ResilientHealth:
 
     async def take(self, wants: Mapping[str, int]) -> dict[str, RateGrant]:
         return await self._call(lambda store: store.take(wants))
+
+
+def booked_delays(grant: RateGrant, interval: float) -> list[float]:
+    """Seconds from now until each token of `grant` may be used, earliest first. The last one is
+    `grant.wait` less one emission interval (`interval`, in seconds) away, each earlier one an
+    interval before it; a token free now has 0. Using a token later than that is always safe."""
+    return [max(0.0, grant.wait - (grant.granted - k) * interval) for k in range(grant.granted)]
 
 
 def _text(value: bytes | str) -> str:

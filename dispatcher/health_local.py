@@ -57,7 +57,8 @@ class _Book:
 
 
 class LocalHealth:
-    """`HealthStore` in memory. `clock` is epoch seconds (default `time.time`)."""
+    """`HealthStore` in memory. `clock` is epoch seconds (default `time.time`); `ahead_seconds`
+    as in `dispatcher.health.Health`."""
 
     def __init__(
         self,
@@ -65,7 +66,10 @@ class LocalHealth:
         routing: RoutingSettings,
         clock: Callable[[], float] | None = None,
         rng: random.Random | None = None,
+        *,
+        ahead_seconds: float = 0.0,
     ) -> None:
+        self._ahead_ms = ahead_seconds * 1000
         self._settings = {p.name: p for p in providers}
         self._books = {p.name: _Book() for p in providers}
         self._bucket_ms = routing.bucket_seconds * 1000
@@ -263,7 +267,8 @@ class LocalHealth:
             interval, burst = rate
             book = self._books[name]
             tat = max(float(now), book.tat)
-            granted = max(0, min(want, math.floor(burst - (tat - now) / interval + 1e-6)))
+            fits = burst + self._ahead_ms / interval - (tat - now) / interval
+            granted = max(0, min(want, math.floor(fits + 1e-6)))
             book.tat = tat + granted * interval
             wait_ms = max(0.0, book.tat + interval - burst * interval - now)
             grants[name] = RateGrant(granted, wait_ms / 1000)

@@ -112,6 +112,11 @@ class Ledger:
     async def load_scripts(self) -> None:
         await load(self._redis, SCRIPTS)
 
+    async def ping(self) -> None:
+        """One cheap round trip; raises `RedisError` while Redis cannot be reached (so that a
+        worker that could not claim can wait for the ledger before it receives again)."""
+        await self._redis.ping()
+
     def _now(self) -> str:
         return str(int(self._clock() * 1000)) if self._clock else ""
 

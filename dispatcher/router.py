@@ -10,6 +10,7 @@ before the shared breaker hears of it (`dispatcher.fast_trip`).
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections import Counter
@@ -18,6 +19,7 @@ from dataclasses import dataclass, replace
 
 from dispatcher.config import ProviderSettings
 from dispatcher.fast_trip import FastTrip
+from dispatcher.health import booked_delays
 from dispatcher.health_model import (
     HealthStore,
     Observation,
@@ -30,6 +32,10 @@ from providers.base import Outcome, Provider
 from strategies.base import Circuit, HealthSnapshot, Strategy
 
 MAX_WAIT_SECONDS = 5.0
+MAX_TOKEN_WAIT_SECONDS = 5.0
+# Rate tokens may be booked this far ahead (the store is built with it, see dispatcher.app): a
+# message pulled for a rate-limited provider waits in process for its token.
+RATE_AHEAD_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -39,6 +45,7 @@ class Route:
     order: list[Provider]
     first_admitted: bool = False
     permit: Permit | None = None
+    delay: float = 0.0  # seconds until its first choice's rate token is due (booked ahead)
 
 
 class Router:
@@ -55,7 +62,11 @@ class Router:
         self._strategy = strategy
         self._by_name = {p.name: p for p in providers}
         self._settings = tuple(settings)
-        self._limited = {s.name for s in settings if rate_params(s) is not None}
+        self._intervals = {  # seconds between two sends, for rate-limited providers
+            s.name: rate[0] / 1000 for s in settings if (rate := rate_params(s)) is not None
+        }
+        self._limited = set(self._intervals)
+        self._token_queues: dict[str, asyncio.Lock] = {}
         self.store = store
         self._rng = rng
         self._refresh_seconds = refresh_seconds
@@ -129,6 +140,11 @@ class Router:
         ]
         local = self._monotonic()
         ends.extend(t - local for t in self._fast_trip.ends(local))
+        ends.extend(
+            (1 - h.tokens) * self._intervals[name]
+            for name, h in self._report.items()
+            if name in self._intervals and h.tokens is not None and h.tokens < 1
+        )
         return min(MAX_WAIT_SECONDS, max(0.1, min(ends, default=1.0)))
 
     async def plan(self, count: int) -> list[Route]:
@@ -136,8 +152,12 @@ class Router:
         snapshot = self.snapshot()
         circuits = {v.name: v.circuit for v in snapshot.providers}
         routes: list[Route] = []
+        waiting: list[str] | None = None
         for _ in range(count):
             ranked = self._strategy.rank(snapshot, self._rng)
+            if not ranked:  # none can take it now; out of tokens only: it waits for one
+                waiting = self._out_of_tokens() if waiting is None else waiting
+                ranked = waiting
             self._sequence += 1
             snapshot = HealthSnapshot(snapshot.providers, snapshot.now, self._sequence)
             routes.append(Route([self._by_name[name] for name in ranked]))
@@ -150,12 +170,27 @@ class Router:
             self._reserve(route, circuits, permits, tokens)
         return routes
 
+    def _out_of_tokens(self) -> list[str]:
+        """The rate-limited providers that lack only a token: enabled, closed, not throttled
+        and not held back."""
+        held = self._fast_trip.held(self._monotonic())
+        return [
+            s.name
+            for s in self._settings
+            if s.name in self._limited
+            and s.weight > 0
+            and s.name not in held
+            and (h := self._report.get(s.name)) is not None
+            and h.circuit is Circuit.CLOSED
+            and not (h.throttled_until is not None and h.throttled_until > h.at)
+        ]
+
     def _reserve(
         self,
         route: Route,
         circuits: dict[str, Circuit],
         permits: dict[str, list[Permit]],
-        tokens: Counter[str],
+        tokens: dict[str, list[float]],
     ) -> None:
         if not route.order:
             return
@@ -166,17 +201,22 @@ class Router:
                 return
             route.permit = permits[first].pop()
         if first in self._limited:
-            if tokens[first] <= 0:
-                route.order.pop(0)
+            due = tokens.get(first)
+            if not due:
+                if len(route.order) > 1:
+                    route.order.pop(0)  # no token now or soon: the fallbacks take it
+                # else no fallback: the send waits for a token at admission (see `admit`)
                 return
-            tokens[first] -= 1
+            route.delay = due.pop(0)
         route.first_admitted = True
 
-    async def _tokens(self, wants: dict[str, int]) -> Counter[str]:
+    async def _tokens(self, wants: dict[str, int]) -> dict[str, list[float]]:
+        """Per provider, the seconds until each token granted is due, earliest first (a store
+        may book tokens a little ahead: the send then waits for its turn in process)."""
         if not wants:
-            return Counter()
+            return {}
         grants = await self.store.take(wants)
-        return Counter({name: grant.granted for name, grant in grants.items()})
+        return {n: booked_delays(g, self._intervals[n]) for n, g in grants.items()}
 
     async def admit(self, provider: str) -> bool:
         """May a failover send go to `provider` now? Closed circuits only, within its rate."""
@@ -187,7 +227,34 @@ class Router:
             return False
         if provider not in self._limited:
             return True
-        return (await self.store.take({provider: 1}))[provider].granted > 0
+        return await self._await_token(provider)
+
+    async def _await_token(self, provider: str) -> bool:
+        """Wait, up to MAX_TOKEN_WAIT_SECONDS, for a rate token: a message in hand waits its
+        turn in process rather than going back to the queue, where every receive counts. The
+        waiters of one provider queue on a lock (first come, first served), and only the first
+        asks Redis."""
+        try:
+            async with asyncio.timeout(MAX_TOKEN_WAIT_SECONDS):
+                async with self._token_queues.setdefault(provider, asyncio.Lock()):
+                    due = await self._book_token(provider)
+        except TimeoutError:
+            return False
+        if due > 0:
+            await asyncio.sleep(due)
+        return True
+
+    async def _book_token(self, provider: str) -> float:
+        """Take one token, booked ahead if need be; the seconds until it is due."""
+        interval = self._intervals[provider]
+        while True:
+            grant = (await self.store.take({provider: 1}))[provider]
+            due = booked_delays(grant, interval)
+            if due:
+                return due[0]
+            # The next token may be booked `RATE_AHEAD_SECONDS` before it is free.
+            pause = max(interval, grant.wait - RATE_AHEAD_SECONDS)
+            await asyncio.sleep(pause * self._rng.uniform(1.0, 1.2))
 
     def observe(self, outcome: Outcome, permit: Permit | None) -> Observation:
         """The observation to record for one answer (also counted here at once, for the fast

@@ -75,6 +75,9 @@ class Worker:
         self._owners = itertools.count()
         self._lease = queue.visibility_timeout + 5.0
         self._taking_work = True
+        self._ledger_ok = asyncio.Event()  # cleared while claims fail: then nobody receives
+        self._ledger_ok.set()
+        self._ledger_probe: asyncio.Task[None] | None = None
 
     def stop(self) -> None:
         """Stop polling and begin the drain (safe to call from a signal handler)."""
@@ -107,6 +110,9 @@ class Worker:
         while not self.stopping:
             if not await self._can_take_work():
                 await self._until_stopped(asyncio.sleep(self.router.wait_hint()))
+                continue
+            if not self._ledger_ok.is_set():
+                await self._until_stopped(self._ledger_ok.wait())
                 continue
             room = await self._until_stopped(self.slots.acquire(SQS_BATCH))
             if room is None:
@@ -178,6 +184,7 @@ class Worker:
             log.warning("claim_failed", error=type(exc).__name__, count=len(fresh))
             self.settler.enqueue_visibility([(e.received, 5) for e in fresh])
             self.slots.release(len(fresh))
+            self._wait_for_ledger()
             return
         claimed = [
             (e, c) for e, c in zip(fresh, claims, strict=True) if c.verdict is ClaimVerdict.CLAIMED
@@ -197,6 +204,26 @@ class Worker:
             else:
                 self.stats.duplicates += 1
                 self.settler.enqueue_delete([entry.received])
+
+    def _wait_for_ledger(self) -> None:
+        """Stop receiving until Redis answers again: every receive counts towards the queue's
+        maxReceiveCount, so pulling messages that cannot be claimed would wear them out."""
+        self._ledger_ok.clear()
+        if self._ledger_probe is None or self._ledger_probe.done():
+            self._ledger_probe = asyncio.create_task(self._probe_ledger())
+
+    async def _probe_ledger(self) -> None:
+        delay = 0.25
+        while not self.stopping:
+            await self._until_stopped(asyncio.sleep(delay * self.rng.uniform(0.5, 1.0)))
+            try:
+                await self.ledger.ping()
+            except RedisError:
+                delay = min(10.0, delay * 2)
+                continue
+            log.info("ledger_reachable")
+            break
+        self._ledger_ok.set()
 
     def _decode(self, message: Received) -> InFlight | None:
         try:
@@ -229,6 +256,8 @@ class Worker:
         entry.task = asyncio.create_task(self._send(entry, route), name=f"send:{entry.email.id}")
 
     async def _send(self, entry: InFlight, route: Route) -> None:
+        if route.delay > 0:  # its rate token is booked a little ahead: wait for its turn
+            await asyncio.sleep(route.delay)
         first = route.order[0].name if route.order else None
         started = self.router.begin(first) if first is not None else 0.0
         try:

@@ -118,8 +118,10 @@ async def test_misconfigured_providers_do_not_use_up_attempts() -> None:
 async def test_throttle_reset_sets_the_minimum_delay() -> None:
     slow_down = Outcome(Status.THROTTLED, "a", error="http_429", retry_after=42.2)
     only = route(ScriptedProvider("a", [slow_down]))
-    decision = await attempt(EMAIL, only, GATE, 0, POLICY, random.Random(1))
+    decision = await attempt(EMAIL, only, GATE, 2, POLICY, random.Random(1))
     assert decision.delay == 43
+    # A 429 is not a try: at attempt 2 of 3 it goes back to the queue, not to the DLQ.
+    assert (decision.action, decision.count_attempt) == (Action.RETRY, False)
 
 
 async def test_providers_too_small_for_the_message_are_skipped() -> None:
