@@ -25,7 +25,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 PARTS = ("throughput", "profile", "simulate", "load")
+SECTIONS = (*PARTS, "notes")  # notes.md is hand-written: what the figures mean
 TITLES = {
+    "notes": "Reading these figures",
     "throughput": "Throughput and CPU per message",
     "profile": "CPU profile",
     "simulate": "Routing under faults (simulator)",
@@ -59,7 +61,7 @@ def write_results(ran: dict[str, tuple[int, float]]) -> Path:
         "produced it. This machine is small and shared, so compare ratios, not absolutes.",
         "",
     ]
-    for part in PARTS:
+    for part in SECTIONS:
         section = RESULTS / f"{part}.md"
         lines.append(f"## {TITLES[part]}")
         lines.append("")
