@@ -34,10 +34,10 @@ from dispatcher.router import Route, Router
 from dispatcher.settler import Settler
 from dispatcher.slots import Slots
 from dispatcher.stats import Stats
+from dispatcher.upkeep import LedgerGate, adapt_limit, keep_visible
 
 log = structlog.get_logger("dispatcher.worker")
 T = TypeVar("T")
-LIMIT_INTERVAL_SECONDS = 1.0
 
 
 @dataclass(slots=True)
@@ -75,9 +75,7 @@ class Worker:
         self._owners = itertools.count()
         self._lease = queue.visibility_timeout + 5.0
         self._taking_work = True
-        self._ledger_ok = asyncio.Event()  # cleared while claims fail: then nobody receives
-        self._ledger_ok.set()
-        self._ledger_probe: asyncio.Task[None] | None = None
+        self.ledger_gate = LedgerGate(ledger, self._stopping, self.rng)
 
     def stop(self) -> None:
         """Stop polling and begin the drain (safe to call from a signal handler)."""
@@ -91,8 +89,8 @@ class Worker:
         await self.ledger.load_scripts()
         async with asyncio.TaskGroup() as group:
             pollers = [group.create_task(self._poll_loop()) for _ in range(self.policy.pollers)]
-            heartbeat = group.create_task(self._heartbeat_loop())
-            limiting = group.create_task(self._limit_loop())
+            heartbeat = group.create_task(keep_visible(self, self._lease))
+            limiting = group.create_task(adapt_limit(self))
             settling = group.create_task(self.settler.run())
             await self._stopping.wait()
             # Long polls are let finish (a cancelled one can still take messages on the server
@@ -111,8 +109,8 @@ class Worker:
             if not await self._can_take_work():
                 await self._until_stopped(asyncio.sleep(self.router.wait_hint()))
                 continue
-            if not self._ledger_ok.is_set():
-                await self._until_stopped(self._ledger_ok.wait())
+            if not self.ledger_gate.is_open:
+                await self._until_stopped(self.ledger_gate.wait())
                 continue
             room = await self._until_stopped(self.slots.acquire(SQS_BATCH))
             if room is None:
@@ -184,7 +182,7 @@ class Worker:
             log.warning("claim_failed", error=type(exc).__name__, count=len(fresh))
             self.settler.enqueue_visibility([(e.received, 5) for e in fresh])
             self.slots.release(len(fresh))
-            self._wait_for_ledger()
+            self.ledger_gate.close()  # nobody receives until Redis answers again
             return
         claimed = [
             (e, c) for e, c in zip(fresh, claims, strict=True) if c.verdict is ClaimVerdict.CLAIMED
@@ -204,26 +202,6 @@ class Worker:
             else:
                 self.stats.duplicates += 1
                 self.settler.enqueue_delete([entry.received])
-
-    def _wait_for_ledger(self) -> None:
-        """Stop receiving until Redis answers again: every receive counts towards the queue's
-        maxReceiveCount, so pulling messages that cannot be claimed would wear them out."""
-        self._ledger_ok.clear()
-        if self._ledger_probe is None or self._ledger_probe.done():
-            self._ledger_probe = asyncio.create_task(self._probe_ledger())
-
-    async def _probe_ledger(self) -> None:
-        delay = 0.25
-        while not self.stopping:
-            await self._until_stopped(asyncio.sleep(delay * self.rng.uniform(0.5, 1.0)))
-            try:
-                await self.ledger.ping()
-            except RedisError:
-                delay = min(10.0, delay * 2)
-                continue
-            log.info("ledger_reachable")
-            break
-        self._ledger_ok.set()
 
     def _decode(self, message: Received) -> InFlight | None:
         try:
@@ -283,35 +261,6 @@ class Worker:
             self.stats.record(outcome)
             self.limit.observe(outcome)
         self.settler.complete(entry, decision)
-
-    async def _heartbeat_loop(self) -> None:
-        """Keep long sends invisible on the queue and their claims leased."""
-        period = max(1.0, self.queue.visibility_timeout / 3)
-        while True:
-            await asyncio.sleep(period)
-            cutoff = time.monotonic() - period
-            slow = [e for e in self.in_flight.values() if e.started <= cutoff]
-            if not slow:
-                continue
-            try:
-                await self.queue.change_visibility(
-                    [(e.received.receipt, self.queue.visibility_timeout) for e in slow]
-                )
-                await self.ledger.extend([(e.email.id, e.owner) for e in slow], self._lease)
-            except Exception as exc:  # the next beat tries again; redelivery is still safe
-                log.warning("heartbeat_failed", error=type(exc).__name__, in_flight=len(slow))
-
-    async def _limit_loop(self) -> None:
-        """Once a second, move the in-flight limit on the latency of the last second's sends."""
-        if self.limit.fixed:
-            return
-        while True:
-            await asyncio.sleep(LIMIT_INTERVAL_SECONDS)
-            before = self.slots.limit
-            after = self.limit.adjust(self.slots.take_peak())
-            if after != before:
-                self.slots.resize(after)
-                log.info("in_flight_limit", limit=after, was=before)
 
     async def _finish_sends(self, pollers: asyncio.Future[list[None]]) -> None:
         """Let in-flight sends finish for `drain_seconds`, then cancel the rest. A poller that

@@ -41,7 +41,7 @@ from dispatcher.ledger import RecordStatus
 from dispatcher.message import Address, Email
 from dispatcher.router import Route, Router
 from dispatcher.slots import Slots
-from dispatcher.worker import LIMIT_INTERVAL_SECONDS
+from dispatcher.upkeep import LIMIT_INTERVAL_SECONDS
 from providers.base import Status
 from strategies import Circuit, build_strategy
 
@@ -270,7 +270,7 @@ class Simulation:
         self._unsettled -= 1
 
     async def _adjust_limit(self) -> None:
-        """`Worker._limit_loop`: the in-flight limit moves on the last interval's answers."""
+        """As `dispatcher.upkeep.adapt_limit`: the limit moves on the last interval."""
         self._slots.resize(self._limit.adjust(self._slots.take_peak()))
         self.time.call_at(self._next(self._limit_grid, self.time.now), self._adjust_limit)
 
