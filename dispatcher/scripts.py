@@ -17,10 +17,16 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
 
+def _lua(name: str) -> str:
+    return resources.files("dispatcher").joinpath("lua", f"{name}.lua").read_text()
+
+
 class LuaScript:
+    """One script, with the shared prelude (`lua/_clock.lua`: the `clock(now)` helper)."""
+
     def __init__(self, name: str) -> None:
         self.name = name
-        self.source = resources.files("dispatcher").joinpath("lua", f"{name}.lua").read_text()
+        self.source = _lua("_clock") + _lua(name)
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
     def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | int]) -> None:

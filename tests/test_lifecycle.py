@@ -19,7 +19,7 @@ from dispatcher.ledger import Ledger
 from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
 from tests.harness import email_doc, enqueue, eventually, running, settings, statuses
-from tests.test_worker import sendgrid
+from tests.test_worker import records, sendgrid
 
 CONFIG = """
 [queue]
@@ -44,19 +44,28 @@ timeout_seconds = 5
 """
 
 
-async def start_dispatcher(config: Path, api_key: str) -> asyncio.subprocess.Process:
+async def start_dispatcher(
+    config: Path, api_key: str, log: Path | None = None
+) -> asyncio.subprocess.Process:
+    """`python -m dispatcher run`; its output piped, or written to `log` (stderr included)."""
     env = {**os.environ, "DISPATCHER_PROVIDERS__SENDGRID__API_KEY": api_key}
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "dispatcher",
-        "run",
-        "--config",
-        str(config),
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    args = [sys.executable, "-m", "dispatcher", "run", "--config", str(config)]
+    if log is None:
+        pipe = asyncio.subprocess.PIPE
+        return await asyncio.create_subprocess_exec(*args, env=env, stdout=pipe, stderr=pipe)
+    with log.open("wb") as out:
+        return await asyncio.create_subprocess_exec(
+            *args, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
+
+
+async def assert_sent_once(
+    sqs: Any, queue_url: str, redis: Redis, fake: FakeSendGrid, ids: list[str]
+) -> None:
+    """Every id recorded SENT, accepted by `fake` exactly once, and off the queue."""
+    assert await records(redis, ids) == {"SENT": len(ids)}
+    assert await queue_depth(sqs, queue_url) == 0
+    assert sorted(r.dispatcher_id or "" for r in fake.receipts) == ids
 
 
 async def test_sigterm_under_load_drains_exits_zero_and_loses_nothing(
@@ -163,10 +172,7 @@ async def test_a_stop_during_a_slow_record_waits_for_it_and_hands_back_nothing_s
             await asyncio.sleep(0.1)  # the settler has taken them into its flush
         assert worker.stats.released == 0  # nothing sent was handed back to be sent again
         assert worker.stats.sent == 20
-    book = Ledger(redis, "t:", 3600)
-    assert statuses([await book.get(i) for i in ids]) == {"SENT": 20}
-    assert await queue_depth(sqs, queues.url) == 0
-    assert sorted(r.dispatcher_id or "" for r in sg.receipts) == ids
+    await assert_sent_once(sqs, queues.url, redis, sg, ids)
 
 
 async def test_a_stop_during_a_claim_waits_for_the_sends_it_starts(
@@ -198,7 +204,4 @@ async def test_a_stop_during_a_claim_waits_for_the_sends_it_starts(
         # The sends the claim started were waited for, recorded and deleted, not handed back
         # while still running (which would let another worker send them again).
         assert (worker.stats.released, worker.stats.sent) == (0, 10)
-    book = Ledger(redis, "t:", 3600)
-    assert statuses([await book.get(i) for i in ids]) == {"SENT": 10}
-    assert await queue_depth(sqs, queues.url) == 0
-    assert sorted(r.dispatcher_id or "" for r in sg.receipts) == ids
+    await assert_sent_once(sqs, queues.url, redis, sg, ids)

@@ -9,9 +9,7 @@ share. Booking tokens ahead (`ahead_seconds`) is checked first, on both stores.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,39 +26,12 @@ from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
 from tests.harness import drain_queue, email_doc, enqueue, eventually
 from tests.test_health_lua import PROVIDERS, ROUTING, Clock
+from tests.test_lifecycle import CONFIG, start_dispatcher
 from tests.test_worker import records
 
 RATE = 40  # sends per second, across both processes
 BURST = 5
 COUNT = 360  # ~9 s at RATE
-
-CONFIG = """
-[queue]
-url = "{url}"
-endpoint_url = "{endpoint}"
-wait_time_seconds = 1
-visibility_timeout = 30
-
-[redis]
-url = "{redis}"
-key_prefix = "t:"
-
-[dispatch]
-max_in_flight = 64
-drain_seconds = 10
-backoff_base_seconds = 1
-
-[routing]
-strategy = "adaptive"
-
-[[providers]]
-name = "sendgrid"
-type = "sendgrid"
-base_url = "{sendgrid}"
-timeout_seconds = 5
-rate_limit = {rate}
-burst = {burst}
-"""
 
 
 @pytest.mark.parametrize("kind", ["redis", "local"])
@@ -89,22 +60,6 @@ async def test_tokens_booked_ahead_are_spaced_one_interval_apart(
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
-
-
-async def start_worker(config: Path, api_key: str, log: Path) -> asyncio.subprocess.Process:
-    env = {**os.environ, "DISPATCHER_PROVIDERS__SENDGRID__API_KEY": api_key}
-    with log.open("wb") as out:
-        return await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "dispatcher",
-            "run",
-            "--config",
-            str(config),
-            env=env,
-            stdout=out,
-            stderr=asyncio.subprocess.STDOUT,
-        )
 
 
 def events(log: Path) -> list[dict[str, Any]]:
@@ -141,16 +96,12 @@ async def test_two_processes_share_one_rate_limit(
         config = tmp_path / "dispatcher.toml"
         config.write_text(
             CONFIG.format(
-                url=queues.url,
-                endpoint=sqs_endpoint,
-                redis=redis_url,
-                sendgrid=sg.base_url,
-                rate=RATE,
-                burst=BURST,
+                url=queues.url, endpoint=sqs_endpoint, redis=redis_url, sendgrid=sg.base_url
             )
+            + f"rate_limit = {RATE}\nburst = {BURST}\n"  # on the one provider, last in CONFIG
         )
         logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
-        workers = [await start_worker(config, sg.api_key, log) for log in logs]
+        workers = [await start_dispatcher(config, sg.api_key, log) for log in logs]
         try:
             await eventually(lambda: all(started(log) for log in logs), 60, "both started")
             enqueued_at = time.monotonic()

@@ -21,8 +21,9 @@ from dispatcher.worker import Worker
 from strategies.base import Circuit
 from tests.conftest import QueuePair
 from tests.fakes import FakeMailgun, FakeSendGrid
-from tests.harness import drain_queue, email_doc, enqueue, eventually, running, settings
-from tests.test_worker import mailgun, records, sendgrid
+from tests.harness import drain_queue, email_doc, enqueue, eventually, running
+from tests.test_routing_e2e import adaptive_pair
+from tests.test_worker import records
 
 RESET_SECONDS = 3.0
 MAX_IN_FLIGHT = 16
@@ -66,14 +67,8 @@ async def test_a_429_storm_shifts_traffic_without_opening_the_breaker(
     async with FakeSendGrid() as sg, FakeMailgun() as mg:
         for fake in (sg, mg):
             fake.faults.latency(20)
-        config = settings(
-            queues.url,
-            sqs_endpoint,
-            redis_url,
-            [sendgrid(sg), mailgun(mg)],
-            strategy="adaptive",
-            max_in_flight=MAX_IN_FLIGHT,
-            pollers=POLLERS,
+        config = adaptive_pair(
+            queues, sqs_endpoint, redis_url, sg, mg, max_in_flight=MAX_IN_FLIGHT, pollers=POLLERS
         )
         await enqueue(sqs, queues.url, [email_doc(i) for i in before])
         async with running(config) as worker:
@@ -136,14 +131,8 @@ async def test_when_every_provider_throttles_the_worker_sheds_then_sends_each_on
     count = 200
     ids = ids_of(range(count))
     async with FakeSendGrid() as sg, FakeMailgun() as mg:
-        config = settings(
-            queues.url,
-            sqs_endpoint,
-            redis_url,
-            [sendgrid(sg), mailgun(mg)],
-            strategy="adaptive",
-            max_in_flight=MAX_IN_FLIGHT,
-            pollers=POLLERS,
+        config = adaptive_pair(
+            queues, sqs_endpoint, redis_url, sg, mg, max_in_flight=MAX_IN_FLIGHT, pollers=POLLERS
         )
         for fake in (sg, mg):
             fake.faults.throttle(reset_in=RESET_SECONDS)

@@ -5,11 +5,6 @@
 -- ARGV[1]  now (ms, or "" for the Redis clock)
 -- ARGV[2..] per provider, 3 each: permits wanted, most permits live at once, lease (ms)
 -- Returns per provider {state, gen, token...}: tokens only in half_open, as many as were free.
-local function clock(arg)
-  if arg ~= '' then return tonumber(arg) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 local now = clock(ARGV[1])
 local out = {}
 for i = 1, #KEYS / 2 do

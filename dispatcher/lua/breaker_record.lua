@@ -11,11 +11,6 @@
 -- Only an outcome of the current generation moves a breaker (fencing); each transition bumps
 -- gen. Rates are judged on such outcomes only: window fields "<bucket>:C|F|W" (calls, failed,
 -- slow). Returns each provider's generation after the batch.
-local function clock(arg)
-  if arg ~= '' then return tonumber(arg) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 local now = clock(ARGV[1])
 local bucket_ms, buckets, providers = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local slot = math.floor(now / bucket_ms) .. ':'

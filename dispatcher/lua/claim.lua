@@ -4,11 +4,6 @@
 -- ARGV[4]  record TTL (s)   ARGV[5] batch id or ""   ARGV[6] created_at (ms) or ""
 -- Returns {verdict, attempts, extra}: verdict SENT | ERROR (settled: delete, never resend),
 -- BUSY (extra = ms left on the other owner's lease) or CLAIMED.
-local function clock(arg)
-  if arg ~= '' then return tonumber(arg) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 local record = KEYS[1]
 local now = clock(ARGV[2])
 local fields = redis.call('HMGET', record, 'status', 'attempts', 'owner', 'lease_until')

@@ -2,11 +2,6 @@
 -- KEYS[1]  the message record (hash)
 -- ARGV[1]  owner token   ARGV[2] now (ms, or "" for the Redis clock)   ARGV[3] lease (ms); 0 releases the claim
 -- Returns 1 when the claim was still held by this owner, else 0.
-local function clock(arg)
-  if arg ~= '' then return tonumber(arg) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 local record = KEYS[1]
 if redis.call('HGET', record, 'owner') ~= ARGV[1] then
   return 0

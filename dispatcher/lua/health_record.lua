@@ -10,11 +10,6 @@
 -- l latency sum (ms), h0..h11 histogram (C F W are breaker_record.lua's); "p" is the bucket it
 -- was last pruned in. Every outcome counts here, whatever generation it was routed under.
 -- Returns the number of outcomes counted.
-local function clock(arg)
-  if arg ~= '' then return tonumber(arg) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 local now = clock(ARGV[1])
 local bucket_ms, buckets, tau = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local ttl, providers = tonumber(ARGV[5]), tonumber(ARGV[6])

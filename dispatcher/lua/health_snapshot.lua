@@ -8,11 +8,6 @@
 -- closed_at, last_seen, ewma, permits in use, rate tokens free now ("" when unlimited), then the
 -- window sums calls, successes, failures, throttled, slow, latency sum (ms), h0..h11.
 -- Times are ms; a missing value is "".
-local function clock(arg)
-  if arg ~= '' then return tonumber(arg) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 local now = clock(ARGV[1])
 local oldest = math.floor(now / tonumber(ARGV[2])) - tonumber(ARGV[3]) + 1
 local columns = {c = 1, s = 2, f = 3, t = 4, w = 5, l = 6}  -- the stats, not the verdict C F W

@@ -8,11 +8,6 @@
 --          horizon (ms; 0 = only tokens free now)
 -- Returns per provider {granted, ms until the next token is free (string)}. The last granted
 -- token is usable that ms minus one interval from now, each earlier one an interval before.
-local function clock(arg)
-  if arg ~= '' then return tonumber(arg) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 local now = clock(ARGV[1])
 local out = {}
 for i = 1, #KEYS do

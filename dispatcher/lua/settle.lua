@@ -6,11 +6,6 @@
 -- ARGV[9]  record TTL (s)
 -- Returns {verdict, attempts}: OK, or SENT (already sent: nothing changes), or STALE (the
 -- claim passed to another owner; only a SENT result is still recorded, since the mail went out).
-local function clock(arg)
-  if arg ~= '' then return tonumber(arg) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
 local record = KEYS[1]
 local current = redis.call('HMGET', record, 'status', 'owner', 'attempts')
 if current[1] == 'SENT' then
