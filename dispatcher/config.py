@@ -64,6 +64,8 @@ class DispatchSettings:
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 900.0
     record_ttl_days: int = 30  # how long ledger records are kept
+    max_receives: int = 50  # a message received this often and still unsent goes to the DLQ
+    journal_path: str = "dispatcher-journal.jsonl"  # outcomes Redis could not take at shutdown
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,6 +328,8 @@ def _check(settings: Settings) -> None:
     _require(d.backoff_base_seconds > 0, "dispatch.backoff_base_seconds", "must be > 0")
     _require(d.backoff_max_seconds <= 43_200, "dispatch.backoff_max_seconds", "must be <= 43200")
     _require(d.record_ttl_days >= 1, "dispatch.record_ttl_days", "must be >= 1")
+    _require(d.max_receives > d.max_attempts, "dispatch.max_receives", "must be > max_attempts")
+    _require(bool(d.journal_path), "dispatch.journal_path", "is required")
     _require(
         settings.log.level in ("debug", "info", "warning", "error"),
         "log.level",

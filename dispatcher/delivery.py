@@ -8,6 +8,7 @@ The decision table (see providers/base.py for the outcome vocabulary)::
     AMBIGUOUS               -> stop here (another provider could double-send); retry later if
                                dispatch.retry_ambiguous, else ERROR to the DLQ
     retry with attempts >= max_attempts -> ERROR to the DLQ with the reason
+    retry of a message received max_receives times -> ERROR to the DLQ with the reason
 
 Misconfigured providers (bad key, unverified sender) and throttling (429) do not use up a
 message's attempts.
@@ -73,8 +74,11 @@ async def attempt(
     attempts_before: int,
     policy: DispatchSettings,
     rng: random.Random,
+    calls: list[str] | None = None,
 ) -> Decision:
-    """Send along `route` until an answer settles it; `attempts_before` were recorded."""
+    """Send along `route` until an answer settles it; `attempts_before` were recorded. Each
+    provider's name is appended to `calls` before it is called, so that an attempt cancelled
+    mid-call shows which provider may have accepted the message."""
     tried: list[Outcome] = []
     observed: list[Observation] = []
     for position, provider in enumerate(route.order):
@@ -83,6 +87,8 @@ async def attempt(
         reserved = position == 0 and route.first_admitted
         if not reserved and not await gate.admit(provider.name):
             continue
+        if calls is not None:
+            calls.append(provider.name)
         outcome = await provider.send(email)
         tried.append(outcome)
         observed.append(gate.observe(outcome, route.permit if reserved else None))
@@ -106,6 +112,23 @@ def decide(
         reason = f"ambiguous via {last.provider}: {last.error}"
         return Decision(RecordStatus.ERROR, Action.DEAD_LETTER, tried, reason=reason)
     return _retry(tried, attempts_before, policy, rng)
+
+
+def bound_receives(decision: Decision, receives: int, policy: DispatchSettings) -> Decision:
+    """A retry of a message SQS has delivered `max_receives` times goes to the DLQ instead.
+
+    Attempts bound the retries that reach a provider; this bounds the rest (no provider
+    available, only throttled or misconfigured ones, an internal error), which never use up an
+    attempt and would otherwise cycle for ever on a queue without a redrive policy."""
+    if decision.action is not Action.RETRY or receives < policy.max_receives:
+        return decision
+    return replace(
+        decision,
+        status=RecordStatus.ERROR,
+        action=Action.DEAD_LETTER,
+        reason=f"max_receives {policy.max_receives} reached; last {decision.reason}",
+        delay=0,
+    )
 
 
 def unfit(email: Email, providers: Sequence[Provider]) -> bool:

@@ -8,7 +8,8 @@ Statuses::
     ERROR    final failure (rejected, or out of attempts): never sent again
 
 Every operation on a batch of messages is one pipelined round trip of single-key scripts, so it
-runs unchanged on Redis Cluster.
+runs unchanged on Redis Cluster. An error reply about one record (`WRONGTYPE`, a script error on
+its data) fails that message alone (`FAILED`); one about Redis itself fails the whole call.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -38,7 +40,9 @@ class ClaimVerdict(enum.StrEnum):
     CLAIMED = "CLAIMED"  # ours to send
     SENT = "SENT"  # already sent: delete without sending
     ERROR = "ERROR"  # already failed for good: delete without sending
+    DEAD_LETTER = "DEAD_LETTER"  # failed for good; its DLQ copy may be missing: copy, then delete
     BUSY = "BUSY"  # another worker is sending it right now: leave it on the queue
+    FAILED = "FAILED"  # Redis could not claim this record (an error about its key): retry later
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,7 @@ class Claim:
     verdict: ClaimVerdict
     attempts: int  # attempts already recorded before this one
     busy_for: float = 0.0  # seconds left on another owner's lease, when BUSY
+    reason: str = ""  # why, when DEAD_LETTER (the recorded error) or FAILED (the Redis error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,12 +72,14 @@ class Settlement:
     error: str | None = None
     count_attempt: bool = True
     ambiguous_via: str | None = None
+    dead_letter: bool = False  # an ERROR that goes to the dead-letter queue
 
 
 class SettleVerdict(enum.StrEnum):
     OK = "OK"
     SENT = "SENT"  # it was already SENT: nothing changed
     STALE = "STALE"  # our claim passed to another owner: leave the message alone
+    FAILED = "FAILED"  # Redis could not write this record (an error about its key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,7 @@ class Settled:
     message_id: str
     verdict: SettleVerdict
     attempts: int
+    error: str = ""  # the Redis error, when FAILED
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,16 +146,8 @@ class Ledger:
                     [req.owner, now, lease, self._ttl, req.batch_id or "", created],
                 )
 
-        replies = await run_batch(self._redis, SCRIPTS, build)
-        return [
-            Claim(
-                req.message_id,
-                ClaimVerdict(_text(verdict)),
-                int(attempts),
-                int(extra) / 1000 if extra else 0.0,
-            )
-            for req, (verdict, attempts, extra) in zip(requests, replies, strict=True)
-        ]
+        replies = await run_batch(self._redis, SCRIPTS, build, isolate=True)
+        return [_claim(req.message_id, reply) for req, reply in zip(requests, replies, strict=True)]
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[Settled]:
         """Record every outcome in one round trip."""
@@ -170,13 +170,13 @@ class Ledger:
                         "1" if s.count_attempt else "0",
                         s.ambiguous_via or "",
                         self._ttl,
+                        "1" if s.dead_letter else "0",
                     ],
                 )
 
-        replies = await run_batch(self._redis, SCRIPTS, build)
+        replies = await run_batch(self._redis, SCRIPTS, build, isolate=True)
         return [
-            Settled(s.message_id, SettleVerdict(_text(verdict)), int(attempts))
-            for s, (verdict, attempts) in zip(settlements, replies, strict=True)
+            _settled(s.message_id, reply) for s, reply in zip(settlements, replies, strict=True)
         ]
 
     async def extend(self, claims: Sequence[tuple[str, str]], lease_seconds: float) -> list[bool]:
@@ -189,8 +189,8 @@ class Ledger:
             for message_id, owner in claims:
                 EXTEND.queue(pipe, [self._key(message_id)], [owner, now, lease])
 
-        replies = await run_batch(self._redis, SCRIPTS, build)
-        return [bool(held) for held in replies]
+        replies = await run_batch(self._redis, SCRIPTS, build, isolate=True)
+        return [not isinstance(held, Exception) and bool(held) for held in replies]
 
     async def get(self, message_id: str) -> Record | None:
         raw: dict[bytes | str, bytes | str] = await self._redis.hgetall(self._key(message_id))
@@ -212,6 +212,28 @@ class Ledger:
             updated_at=_seconds(doc.get("updated_at")),
             sent_at=_seconds(doc.get("sent_at")),
         )
+
+
+def _claim(message_id: str, reply: Any) -> Claim:
+    if isinstance(reply, Exception):
+        return Claim(message_id, ClaimVerdict.FAILED, 0, reason=_error(reply))
+    verdict, attempts, extra = reply
+    kind = ClaimVerdict(_text(verdict))
+    if kind is ClaimVerdict.BUSY:
+        return Claim(message_id, kind, int(attempts), busy_for=int(extra) / 1000)
+    return Claim(message_id, kind, int(attempts), reason=_text(extra))
+
+
+def _settled(message_id: str, reply: Any) -> Settled:
+    if isinstance(reply, Exception):
+        return Settled(message_id, SettleVerdict.FAILED, 0, error=_error(reply))
+    verdict, attempts = reply
+    return Settled(message_id, SettleVerdict(_text(verdict)), int(attempts))
+
+
+def _error(error: Exception) -> str:
+    """A Redis error reply, short: its code and first words (never a key or a value)."""
+    return f"{type(error).__name__}: {str(error).split(' script:')[0][:80]}"
 
 
 def _text(value: bytes | str) -> str:

@@ -1,7 +1,8 @@
 """Amazon SQS through aiobotocore: receive, delete, change visibility, dead-letter.
 
-Batch calls carry at most 10 entries (the SQS limit); larger lists are split and the chunks
-sent concurrently. Each batch method returns the entries that failed, so the caller never
+Batch calls carry at most 10 entries (the SQS limit), and a batch of messages sent at most
+`BATCH_BYTES` in all (the older, stricter of SQS's payload limits); larger lists are split and
+the chunks sent concurrently. Each batch method returns the entries that failed, so the caller never
 assumes a message was deleted or moved when it was not.
 """
 
@@ -15,6 +16,8 @@ from typing import Any, TypeVar
 import orjson
 
 SQS_BATCH = 10
+BATCH_BYTES = 262_144  # bodies plus attributes of one SendMessageBatch
+SOURCE_ATTRIBUTE = "dispatcher_source_id"
 MAX_VISIBILITY = 43_200
 REASON_ATTRIBUTE = "dispatcher_error"
 T = TypeVar("T")
@@ -110,18 +113,7 @@ class SqsQueue:
             reply = await self._client.send_message_batch(
                 QueueUrl=self.dead_letter_url,
                 Entries=[
-                    {
-                        "Id": str(i),
-                        "MessageBody": msg.body,
-                        "MessageAttributes": {
-                            REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1000]},
-                            "dispatcher_source_id": {
-                                "DataType": "String",
-                                "StringValue": msg.sqs_id,
-                            },
-                        },
-                    }
-                    for i, (msg, reason) in enumerate(chunk)
+                    _dead_letter_entry(i, msg, reason) for i, (msg, reason) in enumerate(chunk)
                 ],
             )
             failed = {int(f["Id"]) for f in reply.get("Failed", [])}
@@ -131,7 +123,9 @@ class SqsQueue:
                 m for m in moved if m.receipt in undeleted
             ]
 
-        return await _chunked(items, call)
+        chunks = _by_size(items, lambda item: _dead_letter_size(*item))
+        results = await asyncio.gather(*(call(chunk) for chunk in chunks))
+        return [msg for failed in results for msg in failed]
 
     async def depth(self) -> int:
         """Messages waiting plus in flight (approximate, as SQS reports it)."""
@@ -155,6 +149,52 @@ async def resolve_dead_letter_url(client: Any, url: str) -> str | None:
     account, name = arn.split(":")[4], arn.split(":")[5]
     found = await client.get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)
     return str(found["QueueUrl"])
+
+
+def _dead_letter_entry(index: int, msg: Received, reason: str) -> dict[str, Any]:
+    """One SendMessageBatch entry; the reason is cut so that body and attributes fit in one
+    message of BATCH_BYTES (the body came from SQS, so it fits on its own)."""
+    room = BATCH_BYTES - len(msg.body.encode()) - _attributes_size(msg, "")
+    return {
+        "Id": str(index),
+        "MessageBody": msg.body,
+        "MessageAttributes": {
+            REASON_ATTRIBUTE: {
+                "DataType": "String",
+                "StringValue": _cut(reason, max(1, min(1000, room))),
+            },
+            SOURCE_ATTRIBUTE: {"DataType": "String", "StringValue": msg.sqs_id},
+        },
+    }
+
+
+def _attributes_size(msg: Received, reason: str) -> int:
+    """What SQS counts of our two attributes: names, types and values, in bytes."""
+    names = len(REASON_ATTRIBUTE) + len(SOURCE_ATTRIBUTE) + 2 * len("String")
+    return names + len(reason.encode()) + len(msg.sqs_id.encode())
+
+
+def _dead_letter_size(msg: Received, reason: str) -> int:
+    return min(BATCH_BYTES, len(msg.body.encode()) + _attributes_size(msg, reason[:1000]))
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` cut to at most `limit` bytes of UTF-8, on a character boundary."""
+    return text.encode()[:limit].decode(errors="ignore")
+
+
+def _by_size(items: Sequence[T], size: Callable[[T], int]) -> list[list[T]]:
+    """Split into batches of at most SQS_BATCH items and BATCH_BYTES in all, in order."""
+    chunks: list[list[T]] = []
+    total = 0
+    for item in items:
+        weight = size(item)
+        if not chunks or len(chunks[-1]) == SQS_BATCH or total + weight > BATCH_BYTES:
+            chunks.append([])
+            total = 0
+        chunks[-1].append(item)
+        total += weight
+    return chunks
 
 
 async def _chunked(

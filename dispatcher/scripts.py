@@ -3,6 +3,10 @@
 Calls are queued on a non-transactional pipeline with EVALSHA, so a batch costs one round trip
 (redis-py's own `register_script` adds a SCRIPT EXISTS trip to every pipeline). When Redis has
 lost its script cache (a restart or failover), the batch is retried once after reloading.
+
+An error reply that concerns one key only (`WRONGTYPE`, or a script error on that key's data) can
+be returned in place with `isolate=True`, so the other calls of the batch still count; an error
+that says Redis itself cannot serve (READONLY, OOM, MISCONF, LOADING, ...) is always raised.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 
 def _lua(name: str) -> str:
@@ -38,10 +42,22 @@ async def load(client: Redis, scripts: Sequence[LuaScript]) -> None:
         await client.script_load(script.source)
 
 
+def concerns_one_key(error: Exception) -> bool:
+    """True for an error reply about one key's data, not about Redis as a whole."""
+    if type(error) is not ResponseError:  # subclasses: READONLY, OOM, LOADING, NOSCRIPT, ...
+        return False
+    return str(error).startswith("WRONGTYPE") or getattr(error, "status_code", None) == "ERR"
+
+
 async def run_batch(
-    client: Redis, scripts: Sequence[LuaScript], build: Callable[[Pipeline], None]
+    client: Redis,
+    scripts: Sequence[LuaScript],
+    build: Callable[[Pipeline], None],
+    *,
+    isolate: bool = False,
 ) -> list[Any]:
-    """Queue calls with `build` and execute them in one round trip; reload scripts once."""
+    """Queue calls with `build` and execute them in one round trip; reload scripts once.
+    With `isolate`, errors that concern one key are returned in place of their reply."""
     for attempt in (1, 2):
         async with client.pipeline(transaction=False) as pipe:
             build(pipe)
@@ -53,7 +69,7 @@ async def run_batch(
             await load(client, scripts)
             continue
         for reply in replies:
-            if isinstance(reply, Exception):
+            if isinstance(reply, Exception) and not (isolate and concerns_one_key(reply)):
                 raise reply
         return replies
     raise AssertionError("unreachable")

@@ -4,6 +4,10 @@ Completed sends accumulate while the previous flush runs, so one flush records m
 one Redis round trip and deletes in SQS batches of 10. A message is deleted, delayed or
 dead-lettered only after the ledger holds its outcome; when Redis cannot be written the
 completions wait for the next flush and the messages stay invisible (the heartbeat extends them).
+A record that Redis refuses on its own (an error about its key) is retried `RECORD_TRIES` times,
+then its message leaves the queue anyway: deleted if it was sent, else dead-lettered with the
+reason. At shutdown, sends that were accepted but could not be recorded are kept invisible and
+journalled (`dispatcher.journal`), never handed back.
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ from redis.exceptions import RedisError
 
 from dispatcher.delivery import Action, Decision
 from dispatcher.health_model import Observation
+from dispatcher.journal import Journal
 from dispatcher.ledger import RecordStatus, Settlement, SettleVerdict
-from dispatcher.queue import Received
+from dispatcher.queue import MAX_VISIBILITY, Received
 
 if TYPE_CHECKING:
     from dispatcher.worker import InFlight, Worker
 
 log = structlog.get_logger("dispatcher.send")
+RECORD_TRIES = 5  # flushes in which Redis refused one record before its message is let go
 
 
 class Settler:
@@ -107,8 +113,13 @@ class Settler:
             log.info("ledger_restored", failed_flushes=self._redis_failures)
         self._redis_failures = 0
         for (entry, decision), result in zip(completions, settled, strict=True):
+            if result.verdict is SettleVerdict.FAILED and not self._give_up(entry, decision):
+                self._completions.append((entry, decision))  # tried again at the next flush
+                continue
             worker.in_flight.pop(entry.email.id, None)
             worker.slots.release(1)
+            if result.verdict is SettleVerdict.FAILED:
+                continue
             if result.verdict is SettleVerdict.STALE:
                 log.warning("claim_lost", id=entry.email.id)
                 continue
@@ -120,6 +131,21 @@ class Settler:
                 self._dead.append((entry.received, decision.reason))
             self._count(decision, result.verdict)
             _canonical_line(entry, decision, result.attempts)
+
+    def _give_up(self, entry: InFlight, decision: Decision) -> bool:
+        """After RECORD_TRIES refusals of one record, act without it: a sent message is deleted
+        (it must not go out again), any other goes to the DLQ with the reason. True then."""
+        entry.record_failures += 1
+        if entry.record_failures < RECORD_TRIES:
+            return False
+        sent = decision.status is RecordStatus.SENT
+        log.error("record_failed", id=entry.email.id, sent=sent, tries=entry.record_failures)
+        if sent:
+            self._deletes.append(entry.received)
+        else:
+            reason = f"ledger refused the record; {decision.reason or decision.status.value}"
+            self._dead.append((entry.received, reason))
+        return True
 
     async def _observe(self, observations: list[Observation]) -> None:
         """Feed the health windows; a failure here never holds a message back."""
@@ -169,13 +195,42 @@ class Settler:
                     else f"{len(result)} entries",
                 )
 
+    def keep_unrecorded(self, journal: Journal) -> list[InFlight]:
+        """At shutdown, after the last flush: the sends a provider accepted that Redis has not
+        recorded stay invisible as long as SQS allows, journalled for the next start. Returns
+        the entries kept; the other unrecorded completions are dropped, to be handed back."""
+        completions, self._completions = self._completions, []
+        sent = [(e, d) for e, d in completions if d.status is RecordStatus.SENT]
+        if not sent:
+            return []
+        journal.append([(_settlement(e, d), e.received.receipt) for e, d in sent])
+        kept = [e for e, _ in sent]
+        self._delays.extend((e.received, MAX_VISIBILITY) for e in kept)
+        for entry in kept:
+            self._worker.in_flight.pop(entry.email.id, None)
+            self._worker.slots.release(1)
+        log.error("unrecorded_sends_kept", count=len(kept), journal=str(journal.path))
+        return kept
+
     async def release(self, entries: Sequence[InFlight]) -> None:
-        """Hand unfinished messages back at shutdown: claim released, visible again now."""
+        """Hand unfinished messages back at shutdown: claim released, visible again now. A send
+        cancelled while a provider was being called may have been accepted: it is recorded as
+        ambiguous via that provider (and counted as an attempt) rather than just released."""
         worker = self._worker
-        try:
-            await worker.ledger.extend([(e.email.id, e.owner) for e in entries], 0)
-        except RedisError as exc:
-            log.warning("release_claims_failed", error=type(exc).__name__)
+        cut: list[InFlight] = []
+        untouched: list[InFlight] = []
+        for entry in entries:
+            mid_call = entry.calls and entry.task is not None and entry.task.cancelled()
+            (cut if mid_call else untouched).append(entry)
+        for result in await asyncio.gather(
+            worker.ledger.extend([(e.email.id, e.owner) for e in untouched], 0),
+            worker.ledger.settle([_interrupted(e) for e in cut]),
+            return_exceptions=True,
+        ):
+            if isinstance(result, BaseException):
+                if not isinstance(result, RedisError):
+                    raise result
+                log.warning("release_claims_failed", error=type(result).__name__)
         try:
             failed = len(
                 await worker.queue.change_visibility([(e.received.receipt, 0) for e in entries])
@@ -187,7 +242,19 @@ class Settler:
             worker.in_flight.pop(entry.email.id, None)
             worker.slots.release(1)
         worker.stats.released += len(entries)
-        log.info("released", count=len(entries), visibility_failed=failed)
+        log.info("released", count=len(entries), ambiguous=len(cut), visibility_failed=failed)
+
+
+def _interrupted(entry: InFlight) -> Settlement:
+    """A send cancelled mid-call at the drain deadline: back to QUEUED, ambiguous via the
+    provider it was calling."""
+    return Settlement(
+        message_id=entry.email.id,
+        owner=entry.owner,
+        status=RecordStatus.QUEUED,
+        error="interrupted at shutdown",
+        ambiguous_via=entry.calls[-1],
+    )
 
 
 def _settlement(entry: InFlight, decision: Decision) -> Settlement:
@@ -201,6 +268,7 @@ def _settlement(entry: InFlight, decision: Decision) -> Settlement:
         error=None if decision.status is RecordStatus.SENT else decision.reason or None,
         count_attempt=decision.count_attempt,
         ambiguous_via=decision.ambiguous_via,
+        dead_letter=decision.action is Action.DEAD_LETTER,
     )
 
 

@@ -5,7 +5,8 @@
                -> queue actions (delete / visibility / DLQ, batched by 10)
 
 A message leaves the queue only after its outcome is recorded. `stop()` (SIGTERM) stops
-polling, lets sends finish for `drain_seconds`, then hands unfinished messages back.
+polling, lets sends finish for `drain_seconds`, then hands unfinished messages back; a send that
+was accepted but could not be recorded is kept invisible and journalled (`dispatcher.journal`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import socket
 import time
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import structlog
@@ -26,8 +28,9 @@ from redis.exceptions import RedisError
 
 from dispatcher.concurrency import AdaptiveLimit
 from dispatcher.config import DispatchSettings
-from dispatcher.delivery import Action, Decision, attempt, unfit
-from dispatcher.ledger import ClaimRequest, ClaimVerdict, Ledger, RecordStatus
+from dispatcher.delivery import Action, Decision, attempt, bound_receives, unfit
+from dispatcher.journal import Journal
+from dispatcher.ledger import Claim, ClaimRequest, ClaimVerdict, Ledger, RecordStatus
 from dispatcher.message import Email, MessageError, decode
 from dispatcher.queue import SQS_BATCH, Received, SqsQueue
 from dispatcher.router import Route, Router
@@ -48,6 +51,8 @@ class InFlight:
     attempts_before: int
     started: float = field(default_factory=time.monotonic)
     task: asyncio.Task[None] | None = None
+    calls: list[str] = field(default_factory=list)  # providers called so far, in order
+    record_failures: int = 0  # flushes in which Redis refused this record
 
 
 class Worker:
@@ -76,6 +81,7 @@ class Worker:
         self._lease = queue.visibility_timeout + 5.0
         self._taking_work = True
         self.ledger_gate = LedgerGate(ledger, self._stopping, self.rng)
+        self.journal = Journal(Path(policy.journal_path))
 
     def stop(self) -> None:
         """Stop polling and begin the drain (safe to call from a signal handler)."""
@@ -87,6 +93,7 @@ class Worker:
 
     async def run(self) -> None:
         await self.ledger.load_scripts()
+        await self.journal.replay(self.ledger, self.queue)
         async with asyncio.TaskGroup() as group:
             pollers = [group.create_task(self._poll_loop()) for _ in range(self.policy.pollers)]
             heartbeat = group.create_task(keep_visible(self, self._lease))
@@ -193,15 +200,28 @@ class Worker:
             for (entry, claim), route in zip(claimed, routes, strict=True):
                 self._start(entry, claim.attempts, route)
         for entry, claim in zip(fresh, claims, strict=True):
-            if claim.verdict is ClaimVerdict.CLAIMED:
-                continue
-            self.slots.release(1)
-            if claim.verdict is ClaimVerdict.BUSY:
-                self.stats.busy += 1
-                self.settler.enqueue_visibility([(entry.received, max(1, round(claim.busy_for)))])
+            if claim.verdict is not ClaimVerdict.CLAIMED:
+                self.slots.release(1)
+                self._unclaimed(entry, claim)
+
+    def _unclaimed(self, entry: InFlight, claim: Claim) -> None:
+        """Act on a message the ledger did not give us to send."""
+        if claim.verdict is ClaimVerdict.BUSY:
+            self.stats.busy += 1
+            self.settler.enqueue_visibility([(entry.received, max(1, round(claim.busy_for)))])
+        elif claim.verdict is ClaimVerdict.DEAD_LETTER:  # its DLQ copy may have failed
+            self.settler.enqueue_dead_letter([(entry.received, claim.reason)])
+        elif claim.verdict is ClaimVerdict.FAILED:  # Redis refused this one record
+            log.warning("claim_refused", id=entry.email.id, error=claim.reason)
+            receives = entry.received.receive_count
+            if receives >= self.policy.max_receives:
+                reason = f"max_receives {self.policy.max_receives} reached; last {claim.reason}"
+                self.settler.enqueue_dead_letter([(entry.received, reason)])
             else:
-                self.stats.duplicates += 1
-                self.settler.enqueue_delete([entry.received])
+                self.settler.enqueue_visibility([(entry.received, min(300, 5 * receives))])
+        else:
+            self.stats.duplicates += 1
+            self.settler.enqueue_delete([entry.received])
 
     def _decode(self, message: Received) -> InFlight | None:
         try:
@@ -240,7 +260,13 @@ class Worker:
         started = self.router.begin(first) if first is not None else 0.0
         try:
             decision = await attempt(
-                entry.email, route, self.router, entry.attempts_before, self.policy, self.rng
+                entry.email,
+                route,
+                self.router,
+                entry.attempts_before,
+                self.policy,
+                self.rng,
+                entry.calls,
             )
         except asyncio.CancelledError:
             raise
@@ -260,6 +286,7 @@ class Worker:
         for outcome in decision.tried:
             self.stats.record(outcome)
             self.limit.observe(outcome)
+        decision = bound_receives(decision, entry.received.receive_count, self.policy)
         self.settler.complete(entry, decision)
 
     async def _finish_sends(self, pollers: asyncio.Future[list[None]]) -> None:
@@ -285,8 +312,10 @@ class Worker:
         await asyncio.gather(*late, return_exceptions=True)
 
     async def _hand_back(self) -> None:
-        """Record what finished; give every unfinished message back to the queue now."""
+        """Record what finished; give every unfinished message back to the queue now. A send
+        accepted but not recorded (Redis away) is never handed back: it is kept and journalled."""
         await self.settler.flush()
+        self.settler.keep_unrecorded(self.journal)
         unfinished = list(self.in_flight.values())
         if unfinished:
             await self.settler.release(unfinished)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -37,11 +40,22 @@ def settings(
                 "visibility_timeout": visibility_timeout,
             },
             "redis": {"url": redis_url, "key_prefix": "t:"},
-            "dispatch": {"drain_seconds": 10, "backoff_base_seconds": 1, "pollers": 2, **dispatch},
+            "dispatch": {
+                "drain_seconds": 10,
+                "backoff_base_seconds": 1,
+                "pollers": 2,
+                "journal_path": str(_scratch() / f"journal-{uuid.uuid4().hex}.jsonl"),
+                **dispatch,
+            },
             "routing": {"strategy": strategy},
             "providers": list(providers),
         }
     )
+
+
+def _scratch() -> Path:
+    """A folder for journals of test workers, outside the work tree."""
+    return Path(tempfile.gettempdir()) / "dispatcher-tests"
 
 
 def email_doc(index: int, **overrides: Any) -> dict[str, Any]:

@@ -132,3 +132,61 @@ async def test_scripts_reload_after_redis_forgets_them(redis: Redis) -> None:
     [claim] = await book.claim([ClaimRequest("m6", "a")], 10)
     assert claim.verdict is ClaimVerdict.CLAIMED
     assert await book.get("missing") is None
+
+
+async def test_a_settle_retried_after_its_reply_was_lost_is_acted_on_once(redis: Redis) -> None:
+    book = ledger(redis, Clock())
+    await book.claim([ClaimRequest("m-1", "owner-a")], 30)
+    retry = Settlement("m-1", "owner-a", RecordStatus.QUEUED, "sendgrid", error="down")
+    first = await book.settle([retry])
+    again = await book.settle([retry])  # the first reply never arrived: the settler retries
+    assert [(s.verdict, s.attempts) for s in first + again] == [
+        (SettleVerdict.OK, 1),
+        (SettleVerdict.OK, 1),  # acted on, and the attempt is not counted twice
+    ]
+    record = await book.get("m-1")
+    assert record is not None
+    assert (record.status, record.attempts) == (RecordStatus.QUEUED, 1)
+
+
+async def test_an_error_about_one_record_fails_that_message_alone(redis: Redis) -> None:
+    book = ledger(redis)
+    await redis.set("t:msg:{m-bad}", "not a hash")  # WRONGTYPE for every script on it
+    claims = await book.claim(
+        [ClaimRequest("m-1", "o1"), ClaimRequest("m-bad", "o2"), ClaimRequest("m-2", "o3")], 30
+    )
+    assert [c.verdict for c in claims] == [
+        ClaimVerdict.CLAIMED,
+        ClaimVerdict.FAILED,
+        ClaimVerdict.CLAIMED,
+    ]
+    assert "WRONGTYPE" in claims[1].reason
+    settled = await book.settle(
+        [
+            Settlement("m-1", "o1", RecordStatus.SENT, "sendgrid"),
+            Settlement("m-bad", "o2", RecordStatus.SENT, "sendgrid"),
+            Settlement("m-2", "o3", RecordStatus.SENT, "sendgrid"),
+        ]
+    )
+    assert [s.verdict for s in settled] == [
+        SettleVerdict.OK,
+        SettleVerdict.FAILED,
+        SettleVerdict.OK,
+    ]
+    assert await book.extend([("m-1", "o1"), ("m-bad", "o2")], 30) == [False, False]
+
+
+async def test_a_lapsed_claim_taken_over_is_marked_ambiguous_and_a_live_one_is_busy(
+    redis: Redis,
+) -> None:
+    clock = Clock()
+    book = ledger(redis, clock)
+    await book.claim([ClaimRequest("m-1", "dead-worker")], 10)
+    [busy] = await book.claim([ClaimRequest("m-1", "next-worker")], 10)
+    assert busy.verdict is ClaimVerdict.BUSY
+    clock.now += 11
+    [taken] = await book.claim([ClaimRequest("m-1", "next-worker")], 10)
+    assert taken.verdict is ClaimVerdict.CLAIMED
+    record = await book.get("m-1")
+    assert record is not None
+    assert record.ambiguous_via == ("unknown",)

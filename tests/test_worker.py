@@ -300,6 +300,11 @@ async def test_sends_unfinished_at_the_drain_deadline_are_handed_back(
         assert worker.stats.released == 3
         assert worker.in_flight == {}
         assert await records(redis, ids) == {"QUEUED": 3}
+        # Cut mid-call: the provider may have accepted them, which the record says.
+        for message_id in ids:
+            record = await ledger(redis).get(message_id)
+            assert record is not None
+            assert (record.ambiguous_via, record.attempts) == (("sendgrid",), 1)
         # Visible again at once, and claimable by the next worker.
         reply = await sqs.receive_message(
             QueueUrl=queues.url, MaxNumberOfMessages=10, WaitTimeSeconds=1

@@ -3,17 +3,29 @@
 -- ARGV[1]  owner token (unique per delivery)   ARGV[2] now (ms, or "" for the Redis clock)   ARGV[3] lease (ms)
 -- ARGV[4]  record TTL (s)   ARGV[5] batch id or ""   ARGV[6] created_at (ms) or ""
 -- Returns {verdict, attempts, extra}: verdict SENT | ERROR (settled: delete, never resend),
--- BUSY (extra = ms left on the other owner's lease) or CLAIMED.
+-- DEAD_LETTER (ERROR, but its dead-letter copy may not exist: extra = the reason; copy it, then
+-- delete), BUSY (extra = ms left on the other owner's lease) or CLAIMED.
+-- Taking over a claim whose lease lapsed (its worker died or lost touch mid-send) is an
+-- ambiguous outcome: the mail may have gone out. It is recorded in ambiguous_via as `unknown`.
 local record = KEYS[1]
 local now = clock(ARGV[2])
-local fields = redis.call('HMGET', record, 'status', 'attempts', 'owner', 'lease_until')
+local fields = redis.call('HMGET', record, 'status', 'attempts', 'owner', 'lease_until',
+                          'dead_letter', 'last_error')
 local status, attempts = fields[1], fields[2] or '0'
-if status == 'SENT' or status == 'ERROR' then
+if status == 'SENT' then
+  return {status, attempts, ''}
+end
+if status == 'ERROR' then
+  if fields[5] == '1' then return {'DEAD_LETTER', attempts, fields[6] or 'dead-lettered'} end
   return {status, attempts, ''}
 end
 local lease_until = tonumber(fields[4] or '0')
-if fields[3] and fields[3] ~= ARGV[1] and lease_until > now then
-  return {'BUSY', attempts, tostring(lease_until - now)}
+if fields[3] and fields[3] ~= ARGV[1] then
+  if lease_until > now then
+    return {'BUSY', attempts, tostring(lease_until - now)}
+  end
+  local seen = redis.call('HGET', record, 'ambiguous_via')
+  redis.call('HSET', record, 'ambiguous_via', seen and (seen .. ',unknown') or 'unknown')
 end
 redis.call('HSET', record, 'status', 'PENDING', 'owner', ARGV[1],
            'lease_until', now + tonumber(ARGV[3]), 'updated_at', now)

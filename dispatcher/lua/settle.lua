@@ -2,12 +2,17 @@
 -- KEYS[1]  the message record (hash)
 -- ARGV[1]  owner token   ARGV[2] status: SENT | QUEUED (retry later) | ERROR (final)
 -- ARGV[3]  now (ms, or "" for the Redis clock)   ARGV[4] provider   ARGV[5] provider message id   ARGV[6] error class
--- ARGV[7]  1 to count this as an attempt, else 0   ARGV[8] provider that answered ambiguously
--- ARGV[9]  record TTL (s)
+-- ARGV[7]  1 to count this as an attempt, else 0   ARGV[8] providers that answered ambiguously
+-- ARGV[9]  record TTL (s)   ARGV[10] 1 when an ERROR goes to the dead-letter queue, else 0
 -- Returns {verdict, attempts}: OK, or SENT (already sent: nothing changes), or STALE (the
 -- claim passed to another owner; only a SENT result is still recorded, since the mail went out).
+-- Settling again with the owner that settled last returns OK and changes nothing: a retry after
+-- a reply lost on the way back is acted on like the first.
 local record = KEYS[1]
-local current = redis.call('HMGET', record, 'status', 'owner', 'attempts')
+local current = redis.call('HMGET', record, 'status', 'owner', 'attempts', 'settled_by')
+if not current[2] and current[4] == ARGV[1] then
+  return {'OK', current[3] or '0'}
+end
 if current[1] == 'SENT' then
   return {'SENT', current[3] or '0'}
 end
@@ -15,12 +20,13 @@ if ARGV[2] ~= 'SENT' and current[2] ~= ARGV[1] then
   return {'STALE', current[3] or '0'}
 end
 local now = clock(ARGV[3])
-redis.call('HSET', record, 'status', ARGV[2], 'updated_at', now)
+redis.call('HSET', record, 'status', ARGV[2], 'updated_at', now, 'settled_by', ARGV[1])
 redis.call('HDEL', record, 'owner', 'lease_until')
 if ARGV[4] ~= '' then redis.call('HSET', record, 'provider', ARGV[4]) end
 if ARGV[5] ~= '' then redis.call('HSET', record, 'provider_message_id', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSET', record, 'last_error', ARGV[6]) end
 if ARGV[2] == 'SENT' then redis.call('HSET', record, 'sent_at', now) end
+if ARGV[10] == '1' then redis.call('HSET', record, 'dead_letter', '1') end
 if ARGV[8] ~= '' then
   local seen = redis.call('HGET', record, 'ambiguous_via')
   redis.call('HSET', record, 'ambiguous_via', seen and (seen .. ',' .. ARGV[8]) or ARGV[8])
