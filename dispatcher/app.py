@@ -14,9 +14,9 @@ import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from dispatcher.config import ConfigError, RoutingSettings, Settings
 from dispatcher.health import Health, ResilientHealth
@@ -96,9 +96,11 @@ async def open_worker(
 
 
 def open_redis(url: str) -> Redis:
-    """A client that retries a call twice on a dropped connection (after a Redis restart each
-    pooled connection would otherwise fail once more), and gives up on an unanswered call
-    after 2 s rather than the default 5 s, so a partition falls back to local health soon."""
+    """A client that retries a call twice on a dropped connection (after a Redis restart or a
+    failover each pooled connection would otherwise fail once more), and gives up on an
+    unanswered call after 2 s rather than the default 5 s, so a partition falls back to local
+    health soon. The retry is redis-py's asyncio one: the synchronous `redis.retry.Retry`
+    returns the call's coroutine unawaited, so it never retries."""
     retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=2)
     return Redis.from_url(url, retry=retry, socket_timeout=2.0, socket_connect_timeout=1.0)
 
