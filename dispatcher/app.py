@@ -31,15 +31,25 @@ from providers.base import Provider
 from strategies import Tuning, build_strategy
 
 log = structlog.get_logger("dispatcher.app")
+SQS_ATTEMPTS = 3  # each SQS call: the first try and two retries (botocore "standard" mode)
 
 
 @contextlib.asynccontextmanager
 async def open_sqs(settings: Settings, pool: int = 32) -> AsyncIterator[Any]:
-    config = AioConfig(max_pool_connections=pool, retries={"mode": "standard"})
+    """An SQS client with explicit timeouts (botocore's defaults wait 60 s to connect and 60 s
+    for each read, per attempt), so that a call to an unreachable endpoint fails in bounded
+    time and the next heartbeat or poll tries again."""
+    queue = settings.queue
+    config = AioConfig(
+        max_pool_connections=pool,
+        connect_timeout=queue.connect_timeout_seconds,
+        read_timeout=queue.read_timeout_seconds,
+        retries={"mode": "standard", "total_max_attempts": SQS_ATTEMPTS},
+    )
     async with get_session().create_client(
         "sqs",
-        region_name=settings.queue.region,
-        endpoint_url=settings.queue.endpoint_url,
+        region_name=queue.region,
+        endpoint_url=queue.endpoint_url,
         config=config,
     ) as client:
         yield client
