@@ -31,6 +31,7 @@ from providers.base import Provider
 from strategies import Tuning, build_strategy
 
 log = structlog.get_logger("dispatcher.app")
+EVICTION_SAFE_POLICY = "noeviction"  # the only maxmemory-policy that never drops ledger records
 SQS_ATTEMPTS = 3  # each SQS call: the first try and two retries (botocore "standard" mode)
 
 
@@ -76,6 +77,7 @@ async def open_worker(
     async with contextlib.AsyncExitStack() as stack:
         redis = open_redis(settings.redis.url)
         stack.push_async_callback(redis.aclose)
+        await warn_if_evicting(redis)
         sqs = await stack.enter_async_context(open_sqs(settings, dispatch.pollers + 32))
         http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=dispatch.max_in_flight, limit_per_host=0)
@@ -113,6 +115,27 @@ def open_redis(url: str) -> Redis:
     returns the call's coroutine unawaited, so it never retries."""
     retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=2)
     return Redis.from_url(url, retry=retry, socket_timeout=2.0, socket_connect_timeout=1.0)
+
+
+async def warn_if_evicting(redis: Redis) -> None:
+    """Log an error when Redis may evict ledger records. They carry a TTL, so a `volatile-*`
+    policy (ElastiCache's default is volatile-lru) evicts them first when memory runs short,
+    and an `allkeys-*` one may evict any: a lost record lets a redelivered message be sent
+    again. Reads `INFO memory` (ElastiCache disables CONFIG GET); a failed read is only noted."""
+    try:
+        memory = await redis.info("memory")
+    except (RedisError, OSError) as exc:
+        log.warning("ledger.policy_unchecked", error=type(exc).__name__)
+        return
+    policy = str(memory.get("maxmemory_policy", EVICTION_SAFE_POLICY))
+    if policy != EVICTION_SAFE_POLICY:
+        log.error(
+            "ledger.evicting_policy",
+            maxmemory_policy=policy,
+            maxmemory=memory.get("maxmemory"),
+            fix=f"set maxmemory-policy {EVICTION_SAFE_POLICY} (on ElastiCache: in the parameter "
+            "group); see Durability in the README",
+        )
 
 
 async def health_store(settings: Settings, redis: Redis) -> ResilientHealth:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import AsyncIterator, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,10 +15,10 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from dispatcher import keys
-from dispatcher.app import SQS_ATTEMPTS, open_redis, open_sqs
+from dispatcher.app import SQS_ATTEMPTS, open_redis, open_sqs, open_worker, warn_if_evicting
 from dispatcher.concurrency import AdaptiveLimit
 from dispatcher.config import ConfigError, DispatchSettings, Settings, parse
-from dispatcher.devstack import RedisServer
+from dispatcher.devstack import RedisServer, free_port
 from providers.base import Outcome, Status
 from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
@@ -159,3 +160,52 @@ def test_the_read_timeout_must_outlast_the_long_poll() -> None:
     with pytest.raises(ConfigError, match="must be > wait_time_seconds") as caught:
         parse(doc)
     assert caught.value.key == "queue.read_timeout_seconds"
+
+
+@pytest.fixture
+async def evicting(redis: Redis) -> AsyncIterator[Redis]:
+    """The session's Redis with ElastiCache's default policy, restored after the test."""
+    before = str((await redis.config_get("maxmemory-policy"))["maxmemory-policy"])
+    await redis.config_set("maxmemory-policy", "volatile-lru")
+    try:
+        yield redis
+    finally:
+        await redis.config_set("maxmemory-policy", before)
+
+
+def policy_errors(logs: Sequence[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
+    return [e for e in logs if e["event"] == "ledger.evicting_policy"]
+
+
+async def test_a_worker_starting_on_an_evicting_redis_says_so_loudly(
+    evicting: Redis, queues: QueuePair, redis_url: str, sqs_endpoint: str
+) -> None:
+    config = settings(queues.url, sqs_endpoint, redis_url, [DRY_RUN])
+    with capture_logs() as logs:
+        async with open_worker(config):
+            pass
+    [error] = policy_errors(logs)
+    assert error["log_level"] == "error"
+    assert error["maxmemory_policy"] == "volatile-lru"
+    assert "maxmemory-policy noeviction" in error["fix"]
+
+
+async def test_a_worker_starting_on_a_noeviction_redis_is_quiet(
+    redis: Redis, queues: QueuePair, redis_url: str, sqs_endpoint: str
+) -> None:
+    assert (await redis.config_get("maxmemory-policy"))["maxmemory-policy"] == "noeviction"
+    config = settings(queues.url, sqs_endpoint, redis_url, [DRY_RUN])
+    with capture_logs() as logs:
+        async with open_worker(config):
+            pass
+    assert policy_errors(logs) == []
+
+
+async def test_an_unanswered_policy_check_is_noted_not_raised() -> None:
+    client = open_redis(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    try:
+        with capture_logs() as logs:
+            await warn_if_evicting(client)
+    finally:
+        await client.aclose()
+    assert [(e["event"], e["log_level"]) for e in logs] == [("ledger.policy_unchecked", "warning")]
