@@ -14,9 +14,9 @@ import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
 from dispatcher.config import ConfigError, RoutingSettings, Settings
 from dispatcher.health import Health, ResilientHealth
@@ -31,15 +31,26 @@ from providers.base import Provider
 from strategies import Tuning, build_strategy
 
 log = structlog.get_logger("dispatcher.app")
+EVICTION_SAFE_POLICY = "noeviction"  # the only maxmemory-policy that never drops ledger records
+SQS_ATTEMPTS = 3  # each SQS call: the first try and two retries (botocore "standard" mode)
 
 
 @contextlib.asynccontextmanager
 async def open_sqs(settings: Settings, pool: int = 32) -> AsyncIterator[Any]:
-    config = AioConfig(max_pool_connections=pool, retries={"mode": "standard"})
+    """An SQS client with explicit timeouts (botocore's defaults wait 60 s to connect and 60 s
+    for each read, per attempt), so that a call to an unreachable endpoint fails in bounded
+    time and the next heartbeat or poll tries again."""
+    queue = settings.queue
+    config = AioConfig(
+        max_pool_connections=pool,
+        connect_timeout=queue.connect_timeout_seconds,
+        read_timeout=queue.read_timeout_seconds,
+        retries={"mode": "standard", "total_max_attempts": SQS_ATTEMPTS},
+    )
     async with get_session().create_client(
         "sqs",
-        region_name=settings.queue.region,
-        endpoint_url=settings.queue.endpoint_url,
+        region_name=queue.region,
+        endpoint_url=queue.endpoint_url,
         config=config,
     ) as client:
         yield client
@@ -66,6 +77,7 @@ async def open_worker(
     async with contextlib.AsyncExitStack() as stack:
         redis = open_redis(settings.redis.url)
         stack.push_async_callback(redis.aclose)
+        await warn_if_evicting(redis)
         sqs = await stack.enter_async_context(open_sqs(settings, dispatch.pollers + 32))
         http = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=dispatch.max_in_flight, limit_per_host=0)
@@ -96,11 +108,34 @@ async def open_worker(
 
 
 def open_redis(url: str) -> Redis:
-    """A client that retries a call twice on a dropped connection (after a Redis restart each
-    pooled connection would otherwise fail once more), and gives up on an unanswered call
-    after 2 s rather than the default 5 s, so a partition falls back to local health soon."""
+    """A client that retries a call twice on a dropped connection (after a Redis restart or a
+    failover each pooled connection would otherwise fail once more), and gives up on an
+    unanswered call after 2 s rather than the default 5 s, so a partition falls back to local
+    health soon. The retry is redis-py's asyncio one: the synchronous `redis.retry.Retry`
+    returns the call's coroutine unawaited, so it never retries."""
     retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=2)
     return Redis.from_url(url, retry=retry, socket_timeout=2.0, socket_connect_timeout=1.0)
+
+
+async def warn_if_evicting(redis: Redis) -> None:
+    """Log an error when Redis may evict ledger records. They carry a TTL, so a `volatile-*`
+    policy (ElastiCache's default is volatile-lru) evicts them first when memory runs short,
+    and an `allkeys-*` one may evict any: a lost record lets a redelivered message be sent
+    again. Reads `INFO memory` (ElastiCache disables CONFIG GET); a failed read is only noted."""
+    try:
+        memory = await redis.info("memory")
+    except (RedisError, OSError) as exc:
+        log.warning("ledger.policy_unchecked", error=type(exc).__name__)
+        return
+    policy = str(memory.get("maxmemory_policy", EVICTION_SAFE_POLICY))
+    if policy != EVICTION_SAFE_POLICY:
+        log.error(
+            "ledger.evicting_policy",
+            maxmemory_policy=policy,
+            maxmemory=memory.get("maxmemory"),
+            fix=f"set maxmemory-policy {EVICTION_SAFE_POLICY} (on ElastiCache: in the parameter "
+            "group); see Durability in the README",
+        )
 
 
 async def health_store(settings: Settings, redis: Redis) -> ResilientHealth:

@@ -18,7 +18,8 @@ the strategy routes around does not cut the limit, since its few sends do not mo
 When every provider slows down at once (they are saturated, or this process is) the limit
 comes down and the rest of the work waits on the queue, where it is safe.
 
-The limit starts at the ceiling. `floor == ceiling` turns adaptation off.
+The limit starts at the ceiling. `floor == ceiling` turns adaptation off: then nothing is
+counted (no interval ever closes to clear it).
 """
 
 from __future__ import annotations
@@ -54,8 +55,15 @@ class AdaptiveLimit:
     def fixed(self) -> bool:
         return self.floor >= self.ceiling
 
+    @property
+    def samples(self) -> int:
+        """Answers counted in the current interval."""
+        return self._throttled + sum(len(latencies) for latencies in self._latencies.values())
+
     def observe(self, outcome: Outcome) -> None:
-        """Count one provider answer of the current interval."""
+        """Count one provider answer of the current interval; a fixed limit counts nothing."""
+        if self.fixed:
+            return
         if outcome.status is Status.THROTTLED:
             self._throttled += 1
         elif outcome.status in (Status.SENT, Status.REJECTED):

@@ -44,6 +44,8 @@ class QueueSettings:
     wait_time_seconds: int = 20
     visibility_timeout: int = 60
     dead_letter_url: str | None = None
+    connect_timeout_seconds: float = 5.0  # SQS client: opening a connection to the endpoint
+    read_timeout_seconds: float = 30.0  # SQS client: an answer; must outlast the long poll
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +317,12 @@ def _check(settings: Settings) -> None:
     _require(bool(q.url), "queue.url", "is required")
     _require(0 <= q.wait_time_seconds <= 20, "queue.wait_time_seconds", "must be 0..20")
     _require(10 <= q.visibility_timeout <= 43_200, "queue.visibility_timeout", "must be 10..43200")
+    _require(q.connect_timeout_seconds > 0, "queue.connect_timeout_seconds", "must be > 0")
+    _require(
+        q.read_timeout_seconds > q.wait_time_seconds,
+        "queue.read_timeout_seconds",
+        "must be > wait_time_seconds (a long poll answers only after it)",
+    )
     _require(1 <= d.max_in_flight <= 100_000, "dispatch.max_in_flight", "must be 1..100000")
     _require(
         0 <= d.min_in_flight <= d.max_in_flight,

@@ -2,10 +2,11 @@
 
 Each server is a subprocess on 127.0.0.1 and a free port, with its own temp dir holding a log
 of everything the process prints. Use it synchronously (`with RedisServer() as redis:` or
-`start()` / `stop()`) or asynchronously (`async with Fauxqs() as sqs:`; starting runs in a
-thread). A failed start raises `DevStackError` with the tail of the log. Processes never outlive
-the caller: `stop()` kills them, an atexit hook stops any still running, and fauxqs also exits
-when our end of its stdin closes (even if this process is SIGKILLed).
+`start()` / `stop()`; `restart()` keeps the port) or asynchronously (`async with Fauxqs() as
+sqs:`; starting runs in a thread). A failed start raises `DevStackError` with the tail of the
+log. Processes never outlive the caller: `stop()` kills them, an atexit hook stops any still
+running, and fauxqs also exits when our end of its stdin closes (even if this process is
+SIGKILLed).
 
 Nothing global is set: pass `AWS_CREDENTIALS` (or use `sqs_client`) to talk to the emulators.
 """
@@ -198,6 +199,18 @@ class ServerProcess(abc.ABC):
                 process.wait()
         if process.stdin is not None:
             process.stdin.close()
+
+    def restart(self) -> None:
+        """Stop the process and start it again on the same port and temp dir, as a restarted
+        server (or a failover behind the same address) looks to its clients."""
+        if self._process is None:
+            raise DevStackError(f"{self.name} is not started")
+        self._reap()
+        try:
+            self._spawn_and_wait(last=True)
+        except BaseException:
+            self.stop(keep_dir=True)  # the error names the log: keep it
+            raise
 
     def stop(self, *, keep_dir: bool = False) -> None:
         """Terminate (then kill) the process and remove its temp dir; safe to call twice."""

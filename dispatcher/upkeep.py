@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -18,16 +19,36 @@ from redis.exceptions import RedisError
 from dispatcher.ledger import Ledger
 
 if TYPE_CHECKING:
-    from dispatcher.worker import Worker
+    from dispatcher.worker import InFlight, Worker
 
 log = structlog.get_logger("dispatcher.worker")
 LIMIT_INTERVAL_SECONDS = 1.0
 
 
 async def keep_visible(worker: Worker, lease: float) -> None:
-    """Keep long sends invisible on the queue and their claims leased."""
+    """Keep long sends invisible on the queue and their claims leased. The two run as separate
+    loops on the same beat, each logging its own failures: SQS failing (or slow to time out)
+    never holds back the lease, nor Redis failing the visibility."""
     queue = worker.queue
     period = max(1.0, queue.visibility_timeout / 3)
+
+    async def hide(slow: list[InFlight]) -> object:
+        return await queue.change_visibility(
+            [(e.received.receipt, queue.visibility_timeout) for e in slow]
+        )
+
+    async def extend(slow: list[InFlight]) -> object:
+        return await worker.ledger.extend([(e.email.id, e.owner) for e in slow], lease)
+
+    async with asyncio.TaskGroup() as group:
+        group.create_task(_every_beat(worker, period, "visibility", hide))
+        group.create_task(_every_beat(worker, period, "lease", extend))
+
+
+async def _every_beat(
+    worker: Worker, period: float, part: str, renew: Callable[[list[InFlight]], Awaitable[object]]
+) -> None:
+    """Every `period`, `renew` the sends that have run for at least a period."""
     while True:
         await asyncio.sleep(period)
         cutoff = time.monotonic() - period
@@ -35,12 +56,11 @@ async def keep_visible(worker: Worker, lease: float) -> None:
         if not slow:
             continue
         try:
-            await queue.change_visibility(
-                [(e.received.receipt, queue.visibility_timeout) for e in slow]
-            )
-            await worker.ledger.extend([(e.email.id, e.owner) for e in slow], lease)
+            await renew(slow)
         except Exception as exc:  # the next beat tries again; redelivery is still safe
-            log.warning("heartbeat_failed", error=type(exc).__name__, in_flight=len(slow))
+            log.warning(
+                "heartbeat_failed", part=part, error=type(exc).__name__, in_flight=len(slow)
+            )
 
 
 async def adapt_limit(worker: Worker) -> None:
