@@ -11,7 +11,9 @@ A producer puts one JSON object per SQS message::
      "created_at": "2026-11-22T18:00:00Z"}
 
 `id` is the idempotency key: one id is sent at most once, however often SQS delivers it.
-`decode` raises `MessageError` naming the offending field; it never returns a half-valid email.
+`decode` raises `MessageError` naming the offending field; it never returns a half-valid email,
+nor a value the ledger or a provider cannot hold. An error shows a name the producer chose only
+when it is a short token (else its length), and never a value, so it can be logged.
 """
 
 from __future__ import annotations
@@ -30,11 +32,19 @@ MAX_ID_LENGTH = 200
 MAX_SUBJECT_LENGTH = 998  # RFC 5322 line limit
 MAX_HEADERS = 50
 MAX_TAGS = 10
+MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, in epoch seconds
+MAX_FIELD_CHARS = 64  # what a `MessageError.field` may show
+MAX_REASON_CHARS = 200
 
 _ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
-_EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
+_ATOM = r"[^@\s<>(),;:\"\[\]\x00-\x1f\x7f]+"  # no controls, spaces or specials
+_EMAIL_RE = re.compile(rf"^{_ATOM}@{_ATOM}\.{_ATOM}$")
 _HEADER_NAME_RE = re.compile(r"^[!-9;-~]+$")  # printable ASCII without colon (RFC 5322)
 _TAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+# What a one-line value (subject, display name, header value) may not hold: every C0 control
+# but tab, DEL, NEL and the Unicode line and paragraph separators.
+_BREAKING = re.compile(r"[\x00-\x08\x0a-\x1f\x7f\x85\u2028\u2029]")
+_SHOWN_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")  # a producer's name shown in an error
 _FIELDS = frozenset(
     {
         "v",
@@ -72,15 +82,21 @@ RESERVED_HEADERS = frozenset(
         "return-path",
     }
 )
+# Provider-control headers: SES, Mailgun and SendGrid (X-SMTPAPI) read them as instructions.
+RESERVED_HEADER_PREFIXES = ("x-ses-", "x-mailgun-", "x-smtpapi")
 
 
 class MessageError(ValueError):
-    """A queue message that cannot be sent as it is. `field` names where it went wrong."""
+    """A queue message that cannot be sent as it is. `field` names where it went wrong.
+
+    Both are safe to log: printable ASCII (anything else escaped), `field` cut to
+    `MAX_FIELD_CHARS` and `reason` to `MAX_REASON_CHARS`.
+    """
 
     def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+        self.field = _printable(field, MAX_FIELD_CHARS)
+        self.reason = _printable(reason, MAX_REASON_CHARS)
+        super().__init__(f"{self.field}: {self.reason}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +133,10 @@ class Email:
 
 def decode(body: bytes | str) -> Email:
     """Parse one queue message body into an `Email`, or raise `MessageError`."""
-    raw = body.encode() if isinstance(body, str) else body
+    try:
+        raw = body.encode() if isinstance(body, str) else body
+    except UnicodeEncodeError:  # a lone surrogate
+        raise MessageError("body", "not valid Unicode") from None
     if len(raw) > MAX_BODY_BYTES:
         raise MessageError("body", f"{len(raw)} bytes exceeds {MAX_BODY_BYTES}")
     try:
@@ -156,9 +175,9 @@ def encode(email: Email) -> bytes:
 def _email_from(doc: dict[str, Any], size: int) -> Email:
     unknown = sorted(doc.keys() - _FIELDS)
     if unknown:
-        raise MessageError(unknown[0], "unknown field")
+        raise MessageError(_shown(unknown[0]), "unknown field")
     if doc.get("v") != SCHEMA_VERSION:
-        raise MessageError("v", f"must be {SCHEMA_VERSION}, got {doc.get('v')!r}")
+        raise MessageError("v", f"must be {SCHEMA_VERSION}")
     email = Email(
         id=_identifier(doc.get("id"), "id", required=True) or "",
         batch_id=_identifier(doc.get("batch_id"), "batch_id", required=False),
@@ -188,7 +207,7 @@ def _email_from(doc: dict[str, Any], size: int) -> Email:
 def _identifier(value: object, name: str, *, required: bool) -> str | None:
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not _ID_RE.match(value):
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value):
         raise MessageError(name, "must be 1-200 characters of letters, digits and ._:@/+=-")
     return value
 
@@ -200,13 +219,13 @@ def _address(value: object, name: str) -> Address:
         raise MessageError(name, "must be an object {email, name}")
     extra = sorted(value.keys() - _ADDRESS_FIELDS)
     if extra:
-        raise MessageError(f"{name}.{extra[0]}", "unknown field")
+        raise MessageError(f"{name}.{_shown(extra[0])}", "unknown field")
     email = value.get("email")
-    if not isinstance(email, str) or len(email) > 320 or not _EMAIL_RE.match(email):
+    if not isinstance(email, str) or len(email) > 320 or not _EMAIL_RE.fullmatch(email):
         raise MessageError(f"{name}.email", "not a valid address")
     display = value.get("name")
-    if display is not None and (not isinstance(display, str) or _has_line_break(display)):
-        raise MessageError(f"{name}.name", "must be a string without line breaks")
+    if display is not None and (not isinstance(display, str) or _breaks_line(display)):
+        raise MessageError(f"{name}.name", "must be a string without control characters")
     return Address(email=email, name=display or None)
 
 
@@ -233,8 +252,10 @@ def _addresses(value: object, name: str, *, required: bool = False) -> tuple[Add
 def _subject(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise MessageError("subject", "must be a non-empty string")
-    if len(value) > MAX_SUBJECT_LENGTH or _has_line_break(value):
-        raise MessageError("subject", f"at most {MAX_SUBJECT_LENGTH} characters, one line")
+    if len(value) > MAX_SUBJECT_LENGTH or _breaks_line(value):
+        raise MessageError(
+            "subject", f"at most {MAX_SUBJECT_LENGTH} characters, one line, no control characters"
+        )
     return value
 
 
@@ -249,18 +270,25 @@ def _optional_text(value: object, name: str) -> str | None:
 def _headers(value: object) -> tuple[tuple[str, str], ...]:
     pairs = _string_map(value, "headers", MAX_HEADERS)
     for key, item in pairs:
-        if not _HEADER_NAME_RE.match(key) or key.lower() in RESERVED_HEADERS:
-            raise MessageError(f"headers.{key}", "not an allowed header name")
-        if _has_line_break(item):
-            raise MessageError(f"headers.{key}", "value must not contain line breaks")
+        lowered = key.lower()
+        if (
+            not _HEADER_NAME_RE.fullmatch(key)
+            or lowered in RESERVED_HEADERS
+            or lowered.startswith(RESERVED_HEADER_PREFIXES)
+        ):
+            raise MessageError(f"headers.{_shown(key)}", "not an allowed header name")
+        if _breaks_line(item):
+            raise MessageError(f"headers.{_shown(key)}", "value must be one line, no controls")
     return pairs
 
 
 def _tags(value: object) -> tuple[tuple[str, str], ...]:
     pairs = _string_map(value, "tags", MAX_TAGS)
     for key, item in pairs:
-        if not _TAG_RE.match(key) or not _TAG_RE.match(item):
-            raise MessageError(f"tags.{key}", "names and values are 1-128 of A-Z a-z 0-9 _ -")
+        if not _TAG_RE.fullmatch(key) or not _TAG_RE.fullmatch(item):
+            raise MessageError(
+                f"tags.{_shown(key)}", "names and values are 1-128 of A-Z a-z 0-9 _ -"
+            )
     return pairs
 
 
@@ -273,23 +301,32 @@ def _string_map(value: object, name: str, limit: int) -> tuple[tuple[str, str], 
         raise MessageError(name, f"at most {limit} entries")
     for key, item in value.items():
         if not isinstance(item, str):
-            raise MessageError(f"{name}.{key}", "must be a string")
+            raise MessageError(f"{name}.{_shown(key)}", "must be a string")
     return tuple(value.items())
 
 
 def _timestamp(value: object) -> float | None:
+    """Epoch seconds from 1970 to 9999: the ledger keeps them as integer milliseconds."""
     if value is None:
         return None
+    seconds: float | None = None
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    raise MessageError("created_at", "must be an ISO 8601 time or epoch seconds")
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _iso_seconds(value)
+    if seconds is None or not 0 <= seconds <= MAX_TIMESTAMP:
+        raise MessageError(
+            "created_at", "must be an ISO 8601 time or epoch seconds between 1970 and 9999"
+        )
+    return seconds
+
+
+def _iso_seconds(text: str) -> float | None:
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
 
 
 def _format_time(epoch: float) -> str:
@@ -302,5 +339,16 @@ def _address_doc(address: Address) -> dict[str, str]:
     )
 
 
-def _has_line_break(text: str) -> bool:
-    return "\r" in text or "\n" in text
+def _breaks_line(text: str) -> bool:
+    return _BREAKING.search(text) is not None
+
+
+def _shown(name: str) -> str:
+    """A name the producer chose, as an error shows it: a short token, else only its length."""
+    return name if _SHOWN_NAME.fullmatch(name) else f"<{len(name)} chars>"
+
+
+def _printable(text: str, limit: int) -> str:
+    """`text` in printable ASCII (anything else backslash-escaped), cut to `limit` characters."""
+    shown = "".join(c if " " <= c <= "~" else ascii(c)[1:-1] for c in text[:limit])
+    return shown if len(shown) <= limit and len(text) <= limit else shown[: limit - 3] + "..."
