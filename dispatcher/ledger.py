@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from dispatcher import keys
+from dispatcher.message import MAX_TIMESTAMP, MessageError
 from dispatcher.scripts import LuaScript, load, run_batch
 
 CLAIM, SETTLE, EXTEND = LuaScript("claim"), LuaScript("settle"), LuaScript("extend")
@@ -59,7 +60,12 @@ class ClaimRequest:
     message_id: str
     owner: str
     batch_id: str | None = None
-    created_at: float | None = None  # epoch seconds
+    created_at: float | None = None  # epoch seconds, 0 to MAX_TIMESTAMP
+
+    def __post_init__(self) -> None:
+        """Refuse a time the record cannot hold as integer milliseconds (NaN and inf too)."""
+        if self.created_at is not None and not 0 <= self.created_at <= MAX_TIMESTAMP:
+            raise MessageError("created_at", "out of the ledger's range")
 
 
 @dataclass(frozen=True, slots=True)

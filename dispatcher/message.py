@@ -11,30 +11,36 @@ A producer puts one JSON object per SQS message::
      "created_at": "2026-11-22T18:00:00Z"}
 
 `id` is the idempotency key: one id is sent at most once, however often SQS delivers it.
-`decode` raises `MessageError` naming the offending field; it never returns a half-valid email.
+`decode` raises `MessageError` naming the offending field; it never returns a half-valid email,
+nor a value the ledger or a provider cannot hold. The rules for each field, and what an error
+may show, are in `dispatcher.message_fields`.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-SCHEMA_VERSION = 1
-MAX_RECIPIENTS = 50  # SES v2 caps one message at 50 recipients across to, cc and bcc
-MAX_BODY_BYTES = 256 * 1024  # the SQS message size limit
-MAX_ID_LENGTH = 200
-MAX_SUBJECT_LENGTH = 998  # RFC 5322 line limit
-MAX_HEADERS = 50
-MAX_TAGS = 10
+from dispatcher import message_fields as fields
+from dispatcher.message_fields import MAX_RECIPIENTS, MAX_TIMESTAMP, Address, MessageError
 
-_ID_RE = re.compile(r"^[A-Za-z0-9._:@/+=-]{1,200}$")
-_EMAIL_RE = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[^@\s<>(),;:\"\[\]]+\.[^@\s<>(),;:\"\[\]]+$")
-_HEADER_NAME_RE = re.compile(r"^[!-9;-~]+$")  # printable ASCII without colon (RFC 5322)
-_TAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_RECIPIENTS",
+    "MAX_TIMESTAMP",
+    "SCHEMA_VERSION",
+    "Address",
+    "Email",
+    "MessageError",
+    "decode",
+    "encode",
+]
+
+SCHEMA_VERSION = 1
+MAX_BODY_BYTES = 256 * 1024  # the SQS message size limit
 _FIELDS = frozenset(
     {
         "v",
@@ -53,44 +59,6 @@ _FIELDS = frozenset(
         "created_at",
     }
 )
-_ADDRESS_FIELDS = frozenset({"email", "name"})
-# Headers the dispatcher or provider sets itself; a producer may not override them.
-RESERVED_HEADERS = frozenset(
-    {
-        "from",
-        "to",
-        "cc",
-        "bcc",
-        "subject",
-        "reply-to",
-        "sender",
-        "date",
-        "message-id",
-        "content-type",
-        "content-transfer-encoding",
-        "mime-version",
-        "return-path",
-    }
-)
-
-
-class MessageError(ValueError):
-    """A queue message that cannot be sent as it is. `field` names where it went wrong."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-
-
-@dataclass(frozen=True, slots=True)
-class Address:
-    email: str
-    name: str | None = None
-
-    @property
-    def domain(self) -> str:
-        return self.email.rpartition("@")[2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +85,10 @@ class Email:
 
 def decode(body: bytes | str) -> Email:
     """Parse one queue message body into an `Email`, or raise `MessageError`."""
-    raw = body.encode() if isinstance(body, str) else body
+    try:
+        raw = body.encode() if isinstance(body, str) else body
+    except UnicodeEncodeError:  # a lone surrogate
+        raise MessageError("body", "not valid Unicode") from None
     if len(raw) > MAX_BODY_BYTES:
         raise MessageError("body", f"{len(raw)} bytes exceeds {MAX_BODY_BYTES}")
     try:
@@ -156,23 +127,23 @@ def encode(email: Email) -> bytes:
 def _email_from(doc: dict[str, Any], size: int) -> Email:
     unknown = sorted(doc.keys() - _FIELDS)
     if unknown:
-        raise MessageError(unknown[0], "unknown field")
+        raise MessageError(fields.shown(unknown[0]), "unknown field")
     if doc.get("v") != SCHEMA_VERSION:
-        raise MessageError("v", f"must be {SCHEMA_VERSION}, got {doc.get('v')!r}")
+        raise MessageError("v", f"must be {SCHEMA_VERSION}")
     email = Email(
-        id=_identifier(doc.get("id"), "id", required=True) or "",
-        batch_id=_identifier(doc.get("batch_id"), "batch_id", required=False),
-        sender=_address(doc.get("from"), "from"),
-        to=_addresses(doc.get("to"), "to", required=True),
-        cc=_addresses(doc.get("cc"), "cc"),
-        bcc=_addresses(doc.get("bcc"), "bcc"),
-        reply_to=_addresses(doc.get("reply_to"), "reply_to"),
-        subject=_subject(doc.get("subject")),
-        text=_optional_text(doc.get("text"), "text"),
-        html=_optional_text(doc.get("html"), "html"),
-        headers=_headers(doc.get("headers")),
-        tags=_tags(doc.get("tags")),
-        created_at=_timestamp(doc.get("created_at")),
+        id=fields.identifier(doc.get("id"), "id", required=True) or "",
+        batch_id=fields.identifier(doc.get("batch_id"), "batch_id", required=False),
+        sender=fields.address(doc.get("from"), "from"),
+        to=fields.addresses(doc.get("to"), "to", required=True),
+        cc=fields.addresses(doc.get("cc"), "cc"),
+        bcc=fields.addresses(doc.get("bcc"), "bcc"),
+        reply_to=fields.addresses(doc.get("reply_to"), "reply_to"),
+        subject=fields.subject(doc.get("subject")),
+        text=fields.optional_text(doc.get("text"), "text"),
+        html=fields.optional_text(doc.get("html"), "html"),
+        headers=fields.headers(doc.get("headers")),
+        tags=fields.tags(doc.get("tags")),
+        created_at=fields.timestamp(doc.get("created_at")),
         size=size,
     )
     if email.text is None and email.html is None:
@@ -185,113 +156,6 @@ def _email_from(doc: dict[str, Any], size: int) -> Email:
     return email
 
 
-def _identifier(value: object, name: str, *, required: bool) -> str | None:
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not _ID_RE.match(value):
-        raise MessageError(name, "must be 1-200 characters of letters, digits and ._:@/+=-")
-    return value
-
-
-def _address(value: object, name: str) -> Address:
-    if isinstance(value, str):
-        value = {"email": value}
-    if not isinstance(value, dict):
-        raise MessageError(name, "must be an object {email, name}")
-    extra = sorted(value.keys() - _ADDRESS_FIELDS)
-    if extra:
-        raise MessageError(f"{name}.{extra[0]}", "unknown field")
-    email = value.get("email")
-    if not isinstance(email, str) or len(email) > 320 or not _EMAIL_RE.match(email):
-        raise MessageError(f"{name}.email", "not a valid address")
-    display = value.get("name")
-    if display is not None and (not isinstance(display, str) or _has_line_break(display)):
-        raise MessageError(f"{name}.name", "must be a string without line breaks")
-    return Address(email=email, name=display or None)
-
-
-def _addresses(value: object, name: str, *, required: bool = False) -> tuple[Address, ...]:
-    if not required and (value is None or value == []):
-        return ()
-    if value is None:
-        value = []
-    elif isinstance(value, dict | str):
-        value = [value]
-    if not isinstance(value, list):
-        raise MessageError(name, "must be a list of {email, name}")
-    if required and not value:
-        raise MessageError(name, "at least one recipient is required")
-    if len(value) > MAX_RECIPIENTS:
-        raise MessageError(name, f"at most {MAX_RECIPIENTS} addresses")
-    found = tuple(_address(item, f"{name}[{i}]") for i, item in enumerate(value))
-    lowered = [a.email.lower() for a in found]
-    if len(set(lowered)) != len(lowered):
-        raise MessageError(name, "an address appears twice")
-    return found
-
-
-def _subject(value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise MessageError("subject", "must be a non-empty string")
-    if len(value) > MAX_SUBJECT_LENGTH or _has_line_break(value):
-        raise MessageError("subject", f"at most {MAX_SUBJECT_LENGTH} characters, one line")
-    return value
-
-
-def _optional_text(value: object, name: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise MessageError(name, "must be a string")
-    return value or None
-
-
-def _headers(value: object) -> tuple[tuple[str, str], ...]:
-    pairs = _string_map(value, "headers", MAX_HEADERS)
-    for key, item in pairs:
-        if not _HEADER_NAME_RE.match(key) or key.lower() in RESERVED_HEADERS:
-            raise MessageError(f"headers.{key}", "not an allowed header name")
-        if _has_line_break(item):
-            raise MessageError(f"headers.{key}", "value must not contain line breaks")
-    return pairs
-
-
-def _tags(value: object) -> tuple[tuple[str, str], ...]:
-    pairs = _string_map(value, "tags", MAX_TAGS)
-    for key, item in pairs:
-        if not _TAG_RE.match(key) or not _TAG_RE.match(item):
-            raise MessageError(f"tags.{key}", "names and values are 1-128 of A-Z a-z 0-9 _ -")
-    return pairs
-
-
-def _string_map(value: object, name: str, limit: int) -> tuple[tuple[str, str], ...]:
-    if value is None:
-        return ()
-    if not isinstance(value, dict):
-        raise MessageError(name, "must be an object of strings")
-    if len(value) > limit:
-        raise MessageError(name, f"at most {limit} entries")
-    for key, item in value.items():
-        if not isinstance(item, str):
-            raise MessageError(f"{name}.{key}", "must be a string")
-    return tuple(value.items())
-
-
-def _timestamp(value: object) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-        else:
-            return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).timestamp()
-    raise MessageError("created_at", "must be an ISO 8601 time or epoch seconds")
-
-
 def _format_time(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
@@ -300,7 +164,3 @@ def _address_doc(address: Address) -> dict[str, str]:
     return (
         {"email": address.email, "name": address.name} if address.name else {"email": address.email}
     )
-
-
-def _has_line_break(text: str) -> bool:
-    return "\r" in text or "\n" in text

@@ -41,6 +41,7 @@ from dispatcher.upkeep import LedgerGate, adapt_limit, keep_visible
 
 log = structlog.get_logger("dispatcher.worker")
 T = TypeVar("T")
+ADMIT_RETRY_SECONDS = 1  # a batch handed back after an unexpected error comes back this soon
 
 
 @dataclass(slots=True)
@@ -113,7 +114,13 @@ class Worker:
     async def _poll_loop(self) -> None:
         failures = 0
         while not self.stopping:
-            if not await self._can_take_work():
+            try:
+                can_take = await self._can_take_work()
+            except Exception as exc:  # a bug of ours: never end the loop (nor the worker)
+                failures += 1
+                await self._admit_failed(exc, [], failures)
+                continue
+            if not can_take:
                 await self._until_stopped(asyncio.sleep(self.router.wait_hint()))
                 continue
             if not self.ledger_gate.is_open:
@@ -139,7 +146,12 @@ class Worker:
                 return
             if batch:
                 self.stats.received += len(batch)
-                await self._admit(batch)
+                admitted = self._decode_batch(batch)
+                try:
+                    await self._admit(admitted)
+                except Exception as exc:  # a bug of ours: hand the batch back, keep polling
+                    failures += 1
+                    await self._admit_failed(exc, admitted, failures)
 
     async def _can_take_work(self) -> bool:
         """False while no provider can take a message (all open or throttled): then the worker
@@ -168,23 +180,14 @@ class Worker:
             await work
         return None
 
-    async def _admit(self, batch: list[Received]) -> None:
-        """Decode and claim a received batch, then start a send task per claimed message."""
-        fresh: list[InFlight] = []
-        for message in batch:
-            entry = self._decode(message)
-            if entry is not None:
-                fresh.append(entry)
-        if not fresh:
+    async def _admit(self, admitted: list[tuple[InFlight, ClaimRequest]]) -> None:
+        """Claim decoded messages (1 Redis trip), then start a send task per claimed message.
+        An error from the ledger or the router comes before any is started or put back."""
+        if not admitted:
             return
+        fresh = [entry for entry, _ in admitted]
         try:
-            claims = await self.ledger.claim(
-                [
-                    ClaimRequest(e.email.id, e.owner, e.email.batch_id, e.email.created_at)
-                    for e in fresh
-                ],
-                self._lease,
-            )
+            claims = await self.ledger.claim([request for _, request in admitted], self._lease)
         except RedisError as exc:
             log.warning("claim_failed", error=type(exc).__name__, count=len(fresh))
             self.settler.enqueue_visibility([(e.received, 5) for e in fresh])
@@ -223,15 +226,51 @@ class Worker:
             self.stats.duplicates += 1
             self.settler.enqueue_delete([entry.received])
 
+    async def _admit_failed(
+        self, exc: Exception, admitted: list[tuple[InFlight, ClaimRequest]], failures: int
+    ) -> None:
+        """After an unexpected error: hand back each message that did not start a send (its
+        claim released, visible again soon), then back off. Logs the error class only."""
+        waiting = [entry for entry, _ in admitted if entry.task is None]
+        log.warning("admit_failed", error=type(exc).__name__, count=len(waiting))
+        if waiting:
+            try:  # else a claim taken before the error holds its message until the lease ends
+                await self.ledger.extend([(e.email.id, e.owner) for e in waiting], 0)
+            except Exception as error:
+                log.warning("release_claims_failed", error=type(error).__name__)
+            self.slots.release(len(waiting))
+            self.settler.enqueue_visibility([(e.received, ADMIT_RETRY_SECONDS) for e in waiting])
+        await self._until_stopped(asyncio.sleep(min(10.0, 0.2 * 2 ** min(failures, 6))))
+
+    def _decode_batch(self, batch: list[Received]) -> list[tuple[InFlight, ClaimRequest]]:
+        """Each message's send entry and claim request. A message that fails here in any way
+        (a bug of ours included) is dead-lettered alone; the rest of the batch goes on."""
+        admitted: list[tuple[InFlight, ClaimRequest]] = []
+        for message in batch:
+            try:
+                entry = self._decode(message)
+                if entry is not None:
+                    email = entry.email
+                    request = ClaimRequest(email.id, entry.owner, email.batch_id, email.created_at)
+                    admitted.append((entry, request))
+            except MessageError as exc:
+                self._poison(message, exc)
+            except Exception as exc:
+                self._poison(message, MessageError("message", f"internal: {type(exc).__name__}"))
+        return admitted
+
+    def _poison(self, message: Received, error: MessageError) -> None:
+        """Dead-letter one message that cannot be sent. The log line and the DLQ reason carry
+        only the error's capped field name and fixed reason, never producer data."""
+        self.slots.release(1)
+        self.stats.poison += 1
+        log.warning("poison_message", sqs_id=message.sqs_id, field=error.field, reason=error.reason)
+        self.settler.enqueue_dead_letter([(message, f"invalid message: {error}")])
+
     def _decode(self, message: Received) -> InFlight | None:
-        try:
-            email = decode(message.body)
-        except MessageError as exc:
-            self.slots.release(1)
-            self.stats.poison += 1
-            log.warning("poison_message", sqs_id=message.sqs_id, field=exc.field, reason=exc.reason)
-            self.settler.enqueue_dead_letter([(message, f"invalid message: {exc}")])
-            return None
+        """A send entry for `message`, or None when it was dealt with here; raises
+        `MessageError` for a message that cannot be sent."""
+        email = decode(message.body)
         held = self.in_flight.get(email.id)
         if held is not None:  # this process is sending it already
             self.slots.release(1)
