@@ -28,10 +28,10 @@ from dispatcher.health_model import (
     rate_params,
     routing_snapshot,
 )
+from dispatcher.wait_hint import WaitHint
 from providers.base import Outcome, Provider
 from strategies.base import Circuit, HealthSnapshot, Strategy
 
-MAX_WAIT_SECONDS = 5.0
 MAX_TOKEN_WAIT_SECONDS = 5.0
 # Rate tokens may be booked this far ahead (the store is built with it, see dispatcher.app): a
 # message pulled for a rate-limited provider waits in process for its token.
@@ -69,10 +69,10 @@ class Router:
         self._token_queues: dict[str, asyncio.Lock] = {}
         self.store = store
         self._rng = rng
-        self._refresh_seconds = refresh_seconds
         self._monotonic = monotonic
         self._report: dict[str, ProviderHealth] = {}
         self._read_at = float("-inf")
+        self._hint = WaitHint(refresh_seconds, self._intervals, monotonic)
         self._sequence = 0
         self.in_flight: Counter[str] = Counter()
         self._started_sum: dict[str, float] = {}  # per provider: the start times in flight
@@ -83,12 +83,16 @@ class Router:
         return tuple(self._by_name.values())
 
     async def refresh(self, *, force: bool = False) -> HealthSnapshot:
-        """The current snapshot, read from the store when the last one is too old."""
-        if force or self._monotonic() - self._read_at >= self._refresh_seconds:
+        """The current snapshot, read from the store when the last one is too old: older than
+        `refresh_seconds`, or while waiting for a probe permit, than that wait (so that the
+        pollers of one process share one read)."""
+        if force or self._monotonic() - self._read_at >= self._hint.probe_wait(self._read_at):
             self._report = await self.store.snapshot()
             self._read_at = self._monotonic()
             self._fast_trip.sync(self._report)
-        return self.snapshot()
+        snapshot = self.snapshot()
+        self._hint.note(self._report, bool(snapshot.eligible()))
+        return snapshot
 
     def snapshot(self) -> HealthSnapshot:
         snapshot = routing_snapshot(
@@ -128,24 +132,8 @@ class Router:
         }
 
     def wait_hint(self) -> float:
-        """Seconds until some provider may take work again (an open period or a throttle)."""
-        if any(h.circuit is Circuit.HALF_OPEN for h in self._report.values()):
-            return self._refresh_seconds  # a probe permit may be free at the next snapshot
-        now = max((h.at for h in self._report.values()), default=0.0)
-        ends = [
-            t - now
-            for h in self._report.values()
-            for t in (h.open_until, h.throttled_until)
-            if t is not None and t > now
-        ]
-        local = self._monotonic()
-        ends.extend(t - local for t in self._fast_trip.ends(local))
-        ends.extend(
-            (1 - h.tokens) * self._intervals[name]
-            for name, h in self._report.items()
-            if name in self._intervals and h.tokens is not None and h.tokens < 1
-        )
-        return min(MAX_WAIT_SECONDS, max(0.1, min(ends, default=1.0)))
+        """Seconds until some provider may take work again (`dispatcher.wait_hint`)."""
+        return self._hint.seconds(self._report, self._fast_trip.ends(self._monotonic()))
 
     async def plan(self, count: int) -> list[Route]:
         """Orders for `count` messages, with their first choices' permits and tokens."""

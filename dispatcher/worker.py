@@ -104,7 +104,7 @@ class Worker:
         log.info("worker_stopped", sent=self.stats.sent, released=self.stats.released)
 
     async def _poll_loop(self) -> None:
-        failures = 0
+        failures = empty = 0
         while not self.stopping:
             if not await self._can_take_work():
                 await self._until_stopped(asyncio.sleep(self.router.wait_hint()))
@@ -131,8 +131,13 @@ class Worker:
                 self.settler.enqueue_visibility([(message, 0) for message in batch])
                 return
             if batch:
+                empty = 0
                 self.stats.received += len(batch)
                 await self._admit(batch)
+            elif self.queue.wait_seconds == 0:  # short polls: an empty queue must not spin
+                empty += 1
+                pause = min(1.0, 0.05 * 2 ** min(empty, 5)) * self.rng.uniform(0.5, 1.0)
+                await self._until_stopped(asyncio.sleep(pause))
 
     async def _can_take_work(self) -> bool:
         """False while no provider can take a message (all open or throttled): then the worker
