@@ -59,11 +59,12 @@ class Decision:
 
 class Admission(Protocol):
     """Who may be tried (a failover needs a closed circuit and a rate token), and the
-    observation that goes to the health windows for each send."""
+    observation that goes to the health windows for each send (stamped with the breaker
+    `generation` its route was planned under, or its probe permit's)."""
 
     async def admit(self, provider: str) -> bool: ...
 
-    def observe(self, outcome: Outcome, permit: Permit | None) -> Observation: ...
+    def observe(self, outcome: Outcome, permit: Permit | None, generation: int) -> Observation: ...
 
 
 async def attempt(
@@ -85,7 +86,8 @@ async def attempt(
             continue
         outcome = await provider.send(email)
         tried.append(outcome)
-        observed.append(gate.observe(outcome, route.permit if reserved else None))
+        permit = route.permit if reserved else None
+        observed.append(gate.observe(outcome, permit, route.generation(provider.name)))
         if not outcome.failover:
             break
     decision = decide(tuple(tried), attempts_before, policy, rng)

@@ -4,6 +4,8 @@ Per receive batch the router reads one health snapshot (at most every `refresh_s
 the strategy for an order per message, and reserves what the first choices need in one round
 trip each: probe permits for half-open providers, tokens for rate-limited ones. A failover
 send is admitted only to a closed circuit, taking its rate token then (failures are rare).
+Every route carries the breaker generations it was planned under, and each answer is recorded
+with its provider's, so an answer routed before a breaker last moved cannot move it again.
 A provider this process has just seen fail `consecutive_failures` times in a row is held back
 before the shared breaker hears of it (`dispatcher.fast_trip`).
 """
@@ -14,8 +16,8 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from dispatcher.config import ProviderSettings
 from dispatcher.fast_trip import FastTrip
@@ -46,6 +48,11 @@ class Route:
     first_admitted: bool = False
     permit: Permit | None = None
     delay: float = 0.0  # seconds until its first choice's rate token is due (booked ahead)
+    generations: Mapping[str, int] = field(default_factory=dict)  # breakers' when planned
+
+    def generation(self, provider: str) -> int:
+        """The breaker generation `provider` had when this route was planned."""
+        return self.generations.get(provider, 0)
 
 
 class Router:
@@ -139,6 +146,7 @@ class Router:
         """Orders for `count` messages, with their first choices' permits and tokens."""
         snapshot = self.snapshot()
         circuits = {v.name: v.circuit for v in snapshot.providers}
+        generations = {name: h.generation for name, h in self._report.items()}
         routes: list[Route] = []
         waiting: list[str] | None = None
         for _ in range(count):
@@ -148,7 +156,7 @@ class Router:
                 ranked = waiting
             self._sequence += 1
             snapshot = HealthSnapshot(snapshot.providers, snapshot.now, self._sequence)
-            routes.append(Route([self._by_name[name] for name in ranked]))
+            routes.append(Route([self._by_name[n] for n in ranked], generations=generations))
         firsts = Counter(r.order[0].name for r in routes if r.order)
         probes = {n: k for n, k in firsts.items() if circuits.get(n) is Circuit.HALF_OPEN}
         grants = await self.store.acquire_permits(probes) if probes else {}
@@ -244,10 +252,9 @@ class Router:
             pause = max(interval, grant.wait - RATE_AHEAD_SECONDS)
             await asyncio.sleep(pause * self._rng.uniform(1.0, 1.2))
 
-    def observe(self, outcome: Outcome, permit: Permit | None) -> Observation:
-        """The observation to record for one answer (also counted here at once, for the fast
-        trip)."""
+    def observe(self, outcome: Outcome, permit: Permit | None, generation: int) -> Observation:
+        """The observation to record for one answer, under the breaker generation its send was
+        routed with (a probe's permit carries its own): an answer routed before the breaker
+        last moved must not move it again. Also counted here at once, for the fast trip."""
         self._fast_trip.note(outcome, self._monotonic())
-        health = self._report.get(outcome.provider)
-        generation = permit.generation if permit else (health.generation if health else 0)
-        return Observation.of(outcome, generation, permit)
+        return Observation.of(outcome, permit.generation if permit else generation, permit)

@@ -28,13 +28,13 @@ EMAIL = Email(
 
 
 class OpenGate:
-    """Admits every provider; observations at generation 0."""
+    """Admits every provider; observations at their route's generation."""
 
     async def admit(self, provider: str) -> bool:
         return True
 
-    def observe(self, outcome: Outcome, permit: Permit | None) -> Observation:
-        return Observation.of(outcome, 0, permit)
+    def observe(self, outcome: Outcome, permit: Permit | None, generation: int) -> Observation:
+        return Observation.of(outcome, generation, permit)
 
 
 GATE = OpenGate()

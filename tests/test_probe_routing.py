@@ -1,6 +1,7 @@
 """Half-open probes as the router plans them, on a real Redis (the Lua breaker) under virtual
-time: a stall on a half-open breaker backs off. End to end (moto SQS, real Redis, the fake
-providers): short polls on an empty queue back off too.
+time: each answer is fenced by the generation it was routed under, and a stall on a half-open
+breaker backs off. End to end (moto SQS, real Redis, the fake providers): short polls on an
+empty queue back off too.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from dispatcher.config import BreakerSettings, ProviderSettings
+from dispatcher.config import BreakerSettings, DispatchSettings, ProviderSettings
+from dispatcher.delivery import attempt
 from dispatcher.health import Health
 from dispatcher.health_model import Observation
+from dispatcher.message import Address, Email
 from dispatcher.router import Router
 from providers.base import Provider, Status
 from strategies import build_strategy
@@ -35,6 +38,15 @@ BREAKER = BreakerSettings(
     half_open_successes=1,
     permit_lease_seconds=120.0,
 )
+EMAIL = Email(
+    id="p-1",
+    sender=Address("s@example.com"),
+    to=(Address("r@example.org"),),
+    subject="s",
+    text="t",
+    size=1000,
+)
+POLICY = DispatchSettings(max_attempts=3)
 
 
 @pytest.fixture
@@ -62,6 +74,46 @@ async def half_open(router: Router, clock: Clock, name: str = "a") -> int:
     health = (await router.store.snapshot())[name]
     assert health.circuit is Circuit.HALF_OPEN
     return health.generation
+
+
+async def test_a_late_failure_routed_while_closed_leaves_a_half_open_breaker_alone(
+    redis: Redis, clock: Clock
+) -> None:
+    slow = ScriptedProvider("a", [Status.AMBIGUOUS])  # the 15 s timeout of a send under way
+    router = router_of(redis, clock, [slow, ScriptedProvider("b")], [provider("a"), provider("b")])
+    await router.refresh(force=True)
+    [route] = await router.plan(1)  # while "a" is closed, generation 0
+    assert [p.name for p in route.order] == ["a", "b"]
+    generation = await half_open(router, clock)  # meanwhile it trips and goes half-open
+    await router.refresh(force=True)
+    decision = await attempt(EMAIL, route, router, 0, POLICY, random.Random(1))
+    await router.store.record(decision.observations)
+    health = (await router.store.snapshot())["a"]
+    assert (health.circuit, health.generation) == (Circuit.HALF_OPEN, generation)
+
+
+async def test_a_stale_success_does_not_close_a_half_open_breaker_a_probe_does(
+    redis: Redis, clock: Clock
+) -> None:
+    a = ScriptedProvider("a")
+    router = router_of(redis, clock, [a, ScriptedProvider("b")], [provider("a"), provider("b")])
+    await router.refresh(force=True)
+    [stale] = await router.plan(1)
+    generation = await half_open(router, clock)
+    await router.refresh(force=True)
+    decision = await attempt(EMAIL, stale, router, 0, POLICY, random.Random(1))
+    await router.store.record(decision.observations)
+    health = (await router.store.snapshot())["a"]
+    assert (health.circuit, health.generation) == (Circuit.HALF_OPEN, generation)
+    # A probe sent under a permit of this generation closes it (half_open_successes = 1).
+    await router.refresh(force=True)
+    [probe] = await router.plan(1)
+    assert probe.permit is not None
+    assert probe.permit.generation == generation
+    decision = await attempt(EMAIL, probe, router, 0, POLICY, random.Random(1))
+    await router.store.record(decision.observations)
+    assert (await router.store.snapshot())["a"].circuit is Circuit.CLOSED
+    assert a.received == ["p-1", "p-1"]
 
 
 async def test_a_stalled_half_open_breaker_is_looked_at_less_and_less_often(
