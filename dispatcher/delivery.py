@@ -58,13 +58,15 @@ class Decision:
 
 
 class Admission(Protocol):
-    """Who may be tried (a failover needs a closed circuit and a rate token), and the
-    observation that goes to the health windows for each send (stamped with the breaker
-    `generation` its route was planned under, or its probe permit's)."""
+    """Who may be tried (a failover needs a closed circuit and a rate token), the observation
+    that goes to the health windows for each send (stamped with the breaker `generation` its
+    route was planned under, or its probe permit's), and where an unused permit goes back."""
 
     async def admit(self, provider: str) -> bool: ...
 
     def observe(self, outcome: Outcome, permit: Permit | None, generation: int) -> Observation: ...
+
+    async def release(self, permit: Permit) -> None: ...
 
 
 async def attempt(
@@ -75,13 +77,16 @@ async def attempt(
     policy: DispatchSettings,
     rng: random.Random,
 ) -> Decision:
-    """Send along `route` until an answer settles it; `attempts_before` were recorded."""
+    """Send along `route` until an answer settles it; `attempts_before` were recorded. A probe
+    permit reserved for a first choice that is not sent to is released."""
     tried: list[Outcome] = []
     observed: list[Observation] = []
     for position, provider in enumerate(route.order):
-        if provider.max_message_bytes < email.size:
-            continue
         reserved = position == 0 and route.first_admitted
+        if provider.max_message_bytes < email.size:
+            if reserved and route.permit is not None:
+                await gate.release(route.permit)
+            continue
         if not reserved and not await gate.admit(provider.name):
             continue
         outcome = await provider.send(email)

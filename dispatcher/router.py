@@ -2,7 +2,8 @@
 
 Per receive batch the router reads one health snapshot (at most every `refresh_seconds`), asks
 the strategy for an order per message, and reserves what the first choices need in one round
-trip each: probe permits for half-open providers, tokens for rate-limited ones. A failover
+trip each: probe permits for half-open providers, tokens for rate-limited ones (a probe's only
+once it has its permit); a permit left unused is handed back in one more trip. A failover
 send is admitted only to a closed circuit, taking its rate token then (failures are rare).
 Every route carries the breaker generations it was planned under, and each answer is recorded
 with its provider's, so an answer routed before a breaker last moved cannot move it again.
@@ -142,28 +143,42 @@ class Router:
         """Seconds until some provider may take work again (`dispatcher.wait_hint`)."""
         return self._hint.seconds(self._report, self._fast_trip.ends(self._monotonic()))
 
-    async def plan(self, count: int) -> list[Route]:
-        """Orders for `count` messages, with their first choices' permits and tokens."""
+    async def plan(self, count: int, sizes: Sequence[int] = ()) -> list[Route]:
+        """Orders for `count` messages, with their first choices' permits and tokens. Given
+        `sizes` (bytes, one per message), a provider too small for a message is left out of
+        its order. A permit that no route uses is released before this returns."""
         snapshot = self.snapshot()
         circuits = {v.name: v.circuit for v in snapshot.providers}
+        routes = self._orders(snapshot, count, sizes)
+        firsts = Counter(r.order[0].name for r in routes if r.order)
+        probes = {n: k for n, k in firsts.items() if circuits.get(n) is Circuit.HALF_OPEN}
+        grants = await self.store.acquire_permits(probes) if probes else {}
+        permits = {n: list(g.permits) for n, g in grants.items()}
+        # A probe needs a token only once it has a permit.
+        wants = {n: len(permits.get(n, ())) if n in probes else k for n, k in firsts.items()}
+        tokens = await self._tokens({n: k for n, k in wants.items() if k and n in self._limited})
+        for route in routes:
+            self._reserve(route, circuits, permits, tokens)
+        unused = [p for left in permits.values() for p in left]
+        if unused:
+            await self.store.release(unused)
+        return routes
+
+    def _orders(self, snapshot: HealthSnapshot, count: int, sizes: Sequence[int]) -> list[Route]:
+        """The strategy's order for each message, without the providers too small for it."""
         generations = {name: h.generation for name, h in self._report.items()}
         routes: list[Route] = []
         waiting: list[str] | None = None
-        for _ in range(count):
+        for i in range(count):
             ranked = self._strategy.rank(snapshot, self._rng)
             if not ranked:  # none can take it now; out of tokens only: it waits for one
                 waiting = self._out_of_tokens() if waiting is None else waiting
                 ranked = waiting
             self._sequence += 1
             snapshot = HealthSnapshot(snapshot.providers, snapshot.now, self._sequence)
-            routes.append(Route([self._by_name[n] for n in ranked], generations=generations))
-        firsts = Counter(r.order[0].name for r in routes if r.order)
-        probes = {n: k for n, k in firsts.items() if circuits.get(n) is Circuit.HALF_OPEN}
-        grants = await self.store.acquire_permits(probes) if probes else {}
-        permits = {n: list(g.permits) for n, g in grants.items()}
-        tokens = await self._tokens({n: k for n, k in firsts.items() if n in self._limited})
-        for route in routes:
-            self._reserve(route, circuits, permits, tokens)
+            size = sizes[i] if sizes else 0
+            order = [p for n in ranked if (p := self._by_name[n]).max_message_bytes >= size]
+            routes.append(Route(order, generations=generations))
         return routes
 
     def _out_of_tokens(self) -> list[str]:
@@ -188,14 +203,15 @@ class Router:
         permits: dict[str, list[Permit]],
         tokens: dict[str, list[float]],
     ) -> None:
+        """Take the first choice's permit and token from the pools, or drop that choice. A
+        permit is taken only with its token: one left in the pool is released by `plan`."""
         if not route.order:
             return
         first = route.order[0].name
-        if circuits.get(first) is Circuit.HALF_OPEN:
-            if not permits.get(first):
-                route.order.pop(0)  # no probe slot left: the fallbacks take it
-                return
-            route.permit = permits[first].pop()
+        probe = circuits.get(first) is Circuit.HALF_OPEN
+        if probe and not permits.get(first):
+            route.order.pop(0)  # no probe slot left: the fallbacks take it
+            return
         if first in self._limited:
             due = tokens.get(first)
             if not due:
@@ -204,6 +220,8 @@ class Router:
                 # else no fallback: the send waits for a token at admission (see `admit`)
                 return
             route.delay = due.pop(0)
+        if probe:
+            route.permit = permits[first].pop()
         route.first_admitted = True
 
     async def _tokens(self, wants: dict[str, int]) -> dict[str, list[float]]:
@@ -258,3 +276,7 @@ class Router:
         last moved must not move it again. Also counted here at once, for the fast trip."""
         self._fast_trip.note(outcome, self._monotonic())
         return Observation.of(outcome, permit.generation if permit else generation, permit)
+
+    async def release(self, permit: Permit) -> None:
+        """Hand back a probe permit whose send did not happen."""
+        await self.store.release([permit])

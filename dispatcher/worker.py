@@ -194,7 +194,7 @@ class Worker:
         ]
         if claimed:
             await self.router.refresh()
-            routes = await self.router.plan(len(claimed))
+            routes = await self.router.plan(len(claimed), [e.email.size for e, _ in claimed])
             for (entry, claim), route in zip(claimed, routes, strict=True):
                 self._start(entry, claim.attempts, route)
         for entry, claim in zip(fresh, claims, strict=True):
