@@ -59,12 +59,15 @@ class Decision:
 
 
 class Admission(Protocol):
-    """Who may be tried (a failover needs a closed circuit and a rate token), and the
-    observation that goes to the health windows for each send."""
+    """Who may be tried (a failover needs a closed circuit and a rate token), the observation
+    that goes to the health windows for each send (stamped with the breaker `generation` its
+    route was planned under, or its probe permit's), and where an unused permit goes back."""
 
     async def admit(self, provider: str) -> bool: ...
 
-    def observe(self, outcome: Outcome, permit: Permit | None) -> Observation: ...
+    def observe(self, outcome: Outcome, permit: Permit | None, generation: int) -> Observation: ...
+
+    async def release(self, permit: Permit) -> None: ...
 
 
 async def attempt(
@@ -78,20 +81,24 @@ async def attempt(
 ) -> Decision:
     """Send along `route` until an answer settles it; `attempts_before` were recorded. Each
     provider's name is appended to `calls` before it is called, so that an attempt cancelled
-    mid-call shows which provider may have accepted the message."""
+    mid-call shows which provider may have accepted the message. A probe permit reserved for a
+    first choice that is not sent to is released."""
     tried: list[Outcome] = []
     observed: list[Observation] = []
     for position, provider in enumerate(route.order):
-        if provider.max_message_bytes < email.size:
-            continue
         reserved = position == 0 and route.first_admitted
+        if provider.max_message_bytes < email.size:
+            if reserved and route.permit is not None:
+                await gate.release(route.permit)
+            continue
         if not reserved and not await gate.admit(provider.name):
             continue
         if calls is not None:
             calls.append(provider.name)
         outcome = await provider.send(email)
         tried.append(outcome)
-        observed.append(gate.observe(outcome, route.permit if reserved else None))
+        permit = route.permit if reserved else None
+        observed.append(gate.observe(outcome, permit, route.generation(provider.name)))
         if not outcome.failover:
             break
     decision = decide(tuple(tried), attempts_before, policy, rng)

@@ -7,8 +7,8 @@ circuit breakers, half-open probe permits and the shared rate limits.
     record           health_record.lua + breaker_record.lua, pipelined: 1 round trip per flush
 
 `ResilientHealth` falls back to the per-process `dispatcher.health_local.LocalHealth` while
-Redis is unreachable. The data types and the state machine are described in
-`dispatcher.health_model`.
+Redis is unreachable or answers with errors (READONLY after a failover, OOM, MISCONF, ...).
+The data types and the state machine are described in `dispatcher.health_model`.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from typing import Any, TypeVar
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from dispatcher import keys
 from dispatcher.config import BreakerSettings, ProviderSettings, RoutingSettings
@@ -266,8 +265,9 @@ class Health:
 class ResilientHealth:
     """`Health` while Redis answers; the per-process `LocalHealth` while it does not.
 
-    The first shared call that fails (a connection error, or no answer within
-    `timeout_seconds`) switches to local state. While degraded, every call is answered locally
+    The first shared call that fails (a connection error, an error reply such as READONLY
+    after a failover, OOM, MISCONF or MOVED, or no answer within `timeout_seconds`) switches
+    to local state. While degraded, every call is answered locally
     at once, except that one call at a time probes Redis, after a jittered delay that doubles
     from `retry_min_seconds` up to `retry_seconds`; the probe that succeeds switches back.
 
@@ -312,7 +312,7 @@ class ResilientHealth:
         try:
             async with asyncio.timeout(self._timeout):
                 result = await op(self._shared)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except (RedisError, OSError) as exc:  # OSError covers TimeoutError
             self._failed(exc, probe)
             return await op(self._local)
         finally:

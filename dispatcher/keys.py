@@ -13,6 +13,11 @@ def message(prefix: str, message_id: str) -> str:
     return f"{prefix}msg:{{{message_id}}}"
 
 
+def ledger_probe(prefix: str) -> str:
+    """String written, with a short expiry, to learn whether the ledger takes writes again."""
+    return f"{prefix}probe:{{ledger}}"
+
+
 # Provider health: every key of one deployment shares the tag `{<prefix>health}`, so one script
 # can read and write the health of every provider on Redis Cluster (one slot, one shard).
 

@@ -28,6 +28,7 @@ from dispatcher.scripts import LuaScript, load, run_batch
 
 CLAIM, SETTLE, EXTEND = LuaScript("claim"), LuaScript("settle"), LuaScript("extend")
 SCRIPTS = (CLAIM, SETTLE, EXTEND)
+PROBE_TTL_MS = 1000
 
 
 class RecordStatus(enum.StrEnum):
@@ -130,6 +131,12 @@ class Ledger:
         """One cheap round trip; raises `RedisError` while Redis cannot be reached (so that a
         worker that could not claim can wait for the ledger before it receives again)."""
         await self._redis.ping()
+
+    async def probe(self) -> None:
+        """One small write (a key that expires at once); raises `RedisError` while the ledger
+        cannot be written: unreachable, or answering READONLY, OOM, MISCONF, ... (PING still
+        answers then). A worker that could not claim waits for this before it receives again."""
+        await self._redis.set(keys.ledger_probe(self._prefix), "1", px=PROBE_TTL_MS)
 
     def _now(self) -> str:
         return str(int(self._clock() * 1000)) if self._clock else ""

@@ -49,7 +49,7 @@ class SqsQueue:
         self._client = client
         self.url = url
         self.dead_letter_url = dead_letter_url
-        self._wait = wait_seconds
+        self.wait_seconds = wait_seconds  # the long-poll wait; 0 makes short polls
         self.visibility_timeout = visibility_timeout
 
     async def receive(
@@ -58,7 +58,7 @@ class SqsQueue:
         reply = await self._client.receive_message(
             QueueUrl=self.url,
             MaxNumberOfMessages=max_messages,
-            WaitTimeSeconds=self._wait if wait_seconds is None else wait_seconds,
+            WaitTimeSeconds=self.wait_seconds if wait_seconds is None else wait_seconds,
             VisibilityTimeout=self.visibility_timeout,
             MessageSystemAttributeNames=["ApproximateReceiveCount"],
         )

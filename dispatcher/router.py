@@ -2,8 +2,11 @@
 
 Per receive batch the router reads one health snapshot (at most every `refresh_seconds`), asks
 the strategy for an order per message, and reserves what the first choices need in one round
-trip each: probe permits for half-open providers, tokens for rate-limited ones. A failover
+trip each: probe permits for half-open providers, tokens for rate-limited ones (a probe's only
+once it has its permit); a permit left unused is handed back in one more trip. A failover
 send is admitted only to a closed circuit, taking its rate token then (failures are rare).
+Every route carries the breaker generations it was planned under, and each answer is recorded
+with its provider's, so an answer routed before a breaker last moved cannot move it again.
 A provider this process has just seen fail `consecutive_failures` times in a row is held back
 before the shared breaker hears of it (`dispatcher.fast_trip`).
 """
@@ -14,8 +17,8 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from dispatcher.config import ProviderSettings
 from dispatcher.fast_trip import FastTrip
@@ -28,10 +31,10 @@ from dispatcher.health_model import (
     rate_params,
     routing_snapshot,
 )
+from dispatcher.wait_hint import WaitHint
 from providers.base import Outcome, Provider
 from strategies.base import Circuit, HealthSnapshot, Strategy
 
-MAX_WAIT_SECONDS = 5.0
 MAX_TOKEN_WAIT_SECONDS = 5.0
 # Rate tokens may be booked this far ahead (the store is built with it, see dispatcher.app): a
 # message pulled for a rate-limited provider waits in process for its token.
@@ -46,6 +49,11 @@ class Route:
     first_admitted: bool = False
     permit: Permit | None = None
     delay: float = 0.0  # seconds until its first choice's rate token is due (booked ahead)
+    generations: Mapping[str, int] = field(default_factory=dict)  # breakers' when planned
+
+    def generation(self, provider: str) -> int:
+        """The breaker generation `provider` had when this route was planned."""
+        return self.generations.get(provider, 0)
 
 
 class Router:
@@ -69,10 +77,10 @@ class Router:
         self._token_queues: dict[str, asyncio.Lock] = {}
         self.store = store
         self._rng = rng
-        self._refresh_seconds = refresh_seconds
         self._monotonic = monotonic
         self._report: dict[str, ProviderHealth] = {}
         self._read_at = float("-inf")
+        self._hint = WaitHint(refresh_seconds, self._intervals, monotonic)
         self._sequence = 0
         self.in_flight: Counter[str] = Counter()
         self._started_sum: dict[str, float] = {}  # per provider: the start times in flight
@@ -83,12 +91,16 @@ class Router:
         return tuple(self._by_name.values())
 
     async def refresh(self, *, force: bool = False) -> HealthSnapshot:
-        """The current snapshot, read from the store when the last one is too old."""
-        if force or self._monotonic() - self._read_at >= self._refresh_seconds:
+        """The current snapshot, read from the store when the last one is too old: older than
+        `refresh_seconds`, or while waiting for a probe permit, than that wait (so that the
+        pollers of one process share one read)."""
+        if force or self._monotonic() - self._read_at >= self._hint.probe_wait(self._read_at):
             self._report = await self.store.snapshot()
             self._read_at = self._monotonic()
             self._fast_trip.sync(self._report)
-        return self.snapshot()
+        snapshot = self.snapshot()
+        self._hint.note(self._report, bool(snapshot.eligible()))
+        return snapshot
 
     def snapshot(self) -> HealthSnapshot:
         snapshot = routing_snapshot(
@@ -128,46 +140,45 @@ class Router:
         }
 
     def wait_hint(self) -> float:
-        """Seconds until some provider may take work again (an open period or a throttle)."""
-        if any(h.circuit is Circuit.HALF_OPEN for h in self._report.values()):
-            return self._refresh_seconds  # a probe permit may be free at the next snapshot
-        now = max((h.at for h in self._report.values()), default=0.0)
-        ends = [
-            t - now
-            for h in self._report.values()
-            for t in (h.open_until, h.throttled_until)
-            if t is not None and t > now
-        ]
-        local = self._monotonic()
-        ends.extend(t - local for t in self._fast_trip.ends(local))
-        ends.extend(
-            (1 - h.tokens) * self._intervals[name]
-            for name, h in self._report.items()
-            if name in self._intervals and h.tokens is not None and h.tokens < 1
-        )
-        return min(MAX_WAIT_SECONDS, max(0.1, min(ends, default=1.0)))
+        """Seconds until some provider may take work again (`dispatcher.wait_hint`)."""
+        return self._hint.seconds(self._report, self._fast_trip.ends(self._monotonic()))
 
-    async def plan(self, count: int) -> list[Route]:
-        """Orders for `count` messages, with their first choices' permits and tokens."""
+    async def plan(self, count: int, sizes: Sequence[int] = ()) -> list[Route]:
+        """Orders for `count` messages, with their first choices' permits and tokens. Given
+        `sizes` (bytes, one per message), a provider too small for a message is left out of
+        its order. A permit that no route uses is released before this returns."""
         snapshot = self.snapshot()
         circuits = {v.name: v.circuit for v in snapshot.providers}
+        routes = self._orders(snapshot, count, sizes)
+        firsts = Counter(r.order[0].name for r in routes if r.order)
+        probes = {n: k for n, k in firsts.items() if circuits.get(n) is Circuit.HALF_OPEN}
+        grants = await self.store.acquire_permits(probes) if probes else {}
+        permits = {n: list(g.permits) for n, g in grants.items()}
+        # A probe needs a token only once it has a permit.
+        wants = {n: len(permits.get(n, ())) if n in probes else k for n, k in firsts.items()}
+        tokens = await self._tokens({n: k for n, k in wants.items() if k and n in self._limited})
+        for route in routes:
+            self._reserve(route, circuits, permits, tokens)
+        unused = [p for left in permits.values() for p in left]
+        if unused:
+            await self.store.release(unused)
+        return routes
+
+    def _orders(self, snapshot: HealthSnapshot, count: int, sizes: Sequence[int]) -> list[Route]:
+        """The strategy's order for each message, without the providers too small for it."""
+        generations = {name: h.generation for name, h in self._report.items()}
         routes: list[Route] = []
         waiting: list[str] | None = None
-        for _ in range(count):
+        for i in range(count):
             ranked = self._strategy.rank(snapshot, self._rng)
             if not ranked:  # none can take it now; out of tokens only: it waits for one
                 waiting = self._out_of_tokens() if waiting is None else waiting
                 ranked = waiting
             self._sequence += 1
             snapshot = HealthSnapshot(snapshot.providers, snapshot.now, self._sequence)
-            routes.append(Route([self._by_name[name] for name in ranked]))
-        firsts = Counter(r.order[0].name for r in routes if r.order)
-        probes = {n: k for n, k in firsts.items() if circuits.get(n) is Circuit.HALF_OPEN}
-        grants = await self.store.acquire_permits(probes) if probes else {}
-        permits = {n: list(g.permits) for n, g in grants.items()}
-        tokens = await self._tokens({n: k for n, k in firsts.items() if n in self._limited})
-        for route in routes:
-            self._reserve(route, circuits, permits, tokens)
+            size = sizes[i] if sizes else 0
+            order = [p for n in ranked if (p := self._by_name[n]).max_message_bytes >= size]
+            routes.append(Route(order, generations=generations))
         return routes
 
     def _out_of_tokens(self) -> list[str]:
@@ -192,14 +203,15 @@ class Router:
         permits: dict[str, list[Permit]],
         tokens: dict[str, list[float]],
     ) -> None:
+        """Take the first choice's permit and token from the pools, or drop that choice. A
+        permit is taken only with its token: one left in the pool is released by `plan`."""
         if not route.order:
             return
         first = route.order[0].name
-        if circuits.get(first) is Circuit.HALF_OPEN:
-            if not permits.get(first):
-                route.order.pop(0)  # no probe slot left: the fallbacks take it
-                return
-            route.permit = permits[first].pop()
+        probe = circuits.get(first) is Circuit.HALF_OPEN
+        if probe and not permits.get(first):
+            route.order.pop(0)  # no probe slot left: the fallbacks take it
+            return
         if first in self._limited:
             due = tokens.get(first)
             if not due:
@@ -208,6 +220,8 @@ class Router:
                 # else no fallback: the send waits for a token at admission (see `admit`)
                 return
             route.delay = due.pop(0)
+        if probe:
+            route.permit = permits[first].pop()
         route.first_admitted = True
 
     async def _tokens(self, wants: dict[str, int]) -> dict[str, list[float]]:
@@ -256,10 +270,13 @@ class Router:
             pause = max(interval, grant.wait - RATE_AHEAD_SECONDS)
             await asyncio.sleep(pause * self._rng.uniform(1.0, 1.2))
 
-    def observe(self, outcome: Outcome, permit: Permit | None) -> Observation:
-        """The observation to record for one answer (also counted here at once, for the fast
-        trip)."""
+    def observe(self, outcome: Outcome, permit: Permit | None, generation: int) -> Observation:
+        """The observation to record for one answer, under the breaker generation its send was
+        routed with (a probe's permit carries its own): an answer routed before the breaker
+        last moved must not move it again. Also counted here at once, for the fast trip."""
         self._fast_trip.note(outcome, self._monotonic())
-        health = self._report.get(outcome.provider)
-        generation = permit.generation if permit else (health.generation if health else 0)
-        return Observation.of(outcome, generation, permit)
+        return Observation.of(outcome, permit.generation if permit else generation, permit)
+
+    async def release(self, permit: Permit) -> None:
+        """Hand back a probe permit whose send did not happen."""
+        await self.store.release([permit])

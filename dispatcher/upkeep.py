@@ -2,7 +2,8 @@
 
 keep_visible  every visibility_timeout / 3: long sends stay invisible, their claims leased
 adapt_limit   every second: the adaptive in-flight limit moves (dispatcher.concurrency)
-LedgerGate    while claims fail (Redis away) nobody receives; one probe pings Redis
+LedgerGate    while claims fail (Redis away or refusing writes) nobody receives; one probe
+              writes to Redis until it takes writes again
 """
 
 from __future__ import annotations
@@ -77,9 +78,11 @@ async def adapt_limit(worker: Worker) -> None:
 
 
 class LedgerGate:
-    """Open while the ledger answers. A failed claim closes it: every receive counts towards
-    the queue's maxReceiveCount, so pulling messages that cannot be claimed would wear them
-    out. One probe then pings Redis with a growing, jittered delay and reopens it."""
+    """Open while the ledger takes writes. A failed claim closes it: every receive counts
+    towards the queue's maxReceiveCount, so pulling messages that cannot be claimed would wear
+    them out. One probe then writes to the ledger (`Ledger.probe`; a PING would still answer from
+    a replica after a failover, or from a Redis out of memory) with a growing, jittered delay,
+    and reopens it once the write succeeds."""
 
     def __init__(self, ledger: Ledger, stopping: asyncio.Event, rng: random.Random) -> None:
         self._ledger, self._stopping, self._rng = ledger, stopping, rng
@@ -109,7 +112,7 @@ class LedgerGate:
             except TimeoutError:
                 pass
             try:
-                await self._ledger.ping()
+                await self._ledger.probe()
             except RedisError:
                 delay = min(10.0, delay * 2)
                 continue

@@ -112,7 +112,7 @@ class Worker:
         log.info("worker_stopped", sent=self.stats.sent, released=self.stats.released)
 
     async def _poll_loop(self) -> None:
-        failures = 0
+        failures = empty = 0
         while not self.stopping:
             try:
                 can_take = await self._can_take_work()
@@ -145,6 +145,7 @@ class Worker:
                 self.settler.enqueue_visibility([(message, 0) for message in batch])
                 return
             if batch:
+                empty = 0
                 self.stats.received += len(batch)
                 admitted = self._decode_batch(batch)
                 try:
@@ -152,6 +153,10 @@ class Worker:
                 except Exception as exc:  # a bug of ours: hand the batch back, keep polling
                     failures += 1
                     await self._admit_failed(exc, admitted, failures)
+            elif self.queue.wait_seconds == 0:  # short polls: an empty queue must not spin
+                empty += 1
+                pause = min(1.0, 0.05 * 2 ** min(empty, 5)) * self.rng.uniform(0.5, 1.0)
+                await self._until_stopped(asyncio.sleep(pause))
 
     async def _can_take_work(self) -> bool:
         """False while no provider can take a message (all open or throttled): then the worker
@@ -199,7 +204,7 @@ class Worker:
         ]
         if claimed:
             await self.router.refresh()
-            routes = await self.router.plan(len(claimed))
+            routes = await self.router.plan(len(claimed), [e.email.size for e, _ in claimed])
             for (entry, claim), route in zip(claimed, routes, strict=True):
                 self._start(entry, claim.attempts, route)
         for entry, claim in zip(fresh, claims, strict=True):

@@ -28,13 +28,20 @@ EMAIL = Email(
 
 
 class OpenGate:
-    """Admits every provider; observations at generation 0."""
+    """Admits every provider; observations at their route's generation; keeps what is
+    released."""
+
+    def __init__(self) -> None:
+        self.released: list[Permit] = []
 
     async def admit(self, provider: str) -> bool:
         return True
 
-    def observe(self, outcome: Outcome, permit: Permit | None) -> Observation:
-        return Observation.of(outcome, 0, permit)
+    def observe(self, outcome: Outcome, permit: Permit | None, generation: int) -> Observation:
+        return Observation.of(outcome, generation, permit)
+
+    async def release(self, permit: Permit) -> None:
+        self.released.append(permit)
 
 
 GATE = OpenGate()

@@ -71,7 +71,7 @@ async def test_the_router_holds_a_failing_provider_before_the_shared_breaker_hea
     router = router_on(redis, redis_url, clock)
     await router.refresh(force=True)
     for _ in range(3):
-        router.observe(down("a"), None)  # answered, not yet recorded in Redis
+        router.observe(down("a"), None, 0)  # answered, not yet recorded in Redis
     orders = [[p.name for p in r.order] for r in await router.plan(4)]
     assert orders == [["b"]] * 4
     assert not await router.admit("a")
