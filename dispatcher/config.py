@@ -3,6 +3,10 @@ validated, frozen and passed down. Every error names the key it is about.
 
 Provider keys are overridden by provider name: `DISPATCHER_PROVIDERS__<NAME>__<KEY>`, with the
 name upper-cased and `-` written `_` (for example `DISPATCHER_PROVIDERS__SENDGRID__API_KEY`).
+
+A `[[providers]]` entry's common keys are parsed here (`ProviderSettings`); the rest go to the
+provider registry (`providers.parse_options`), whose module for that `type` parses and checks
+them into `ProviderSettings.options`.
 """
 
 from __future__ import annotations
@@ -10,22 +14,14 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from providers import ProviderConfigError, parse_options
+from providers.options import coerce
+
 ENV_PREFIX = "DISPATCHER_"
-PROVIDER_TYPES = ("ses", "sendgrid", "mailgun", "simulated")
-# Keys each provider type accepts beyond the common ones, and those it requires.
-_PROVIDER_KEYS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "sendgrid": (frozenset({"api_key", "base_url"}), frozenset({"api_key"})),
-    "mailgun": (frozenset({"api_key", "domain", "base_url"}), frozenset({"api_key", "domain"})),
-    "ses": (frozenset({"region", "endpoint_url", "configuration_set"}), frozenset()),
-    "simulated": (frozenset({"latency_ms", "error_rate", "seed"}), frozenset()),
-}
-_COMMON_PROVIDER_KEYS = frozenset(
-    {"name", "type", "weight", "timeout_seconds", "rate_limit", "burst"}
-)
 
 
 class ConfigError(ValueError):
@@ -109,22 +105,24 @@ class LogSettings:
 
 @dataclass(frozen=True, slots=True)
 class ProviderSettings:
+    """One `[[providers]]` entry: the keys every provider type shares, and its own keys as
+    `options`, parsed by its module (e.g. `providers.sendgrid.SendGridOptions`; secrets are kept
+    out of its repr)."""
+
     name: str
-    type: str
+    type: str  # a key of `providers.PROVIDER_TYPES`
+    options: object  # `providers.parse_options(type, ...)`; the provider's `open` narrows it
     weight: float = 1.0
     timeout_seconds: float = 15.0
-    api_key: str | None = field(default=None, repr=False)
-    base_url: str | None = None
-    domain: str | None = None
-    region: str | None = None
-    endpoint_url: str | None = None
-    configuration_set: str | None = None
-    latency_ms: float = 50.0
-    error_rate: float = 0.0
-    seed: int | None = None
     rate_limit: float = 0.0  # sends per second across all replicas; 0 means no limit
     burst: int = 0  # sends allowed at once above the steady rate (default: 1 s worth)
     breaker: BreakerSettings = BreakerSettings()
+
+
+# The keys of an entry parsed here; any other (but a breaker key) belongs to the provider type.
+_COMMON_PROVIDER_KEYS = frozenset(
+    f.name for f in fields(ProviderSettings) if f.name not in ("options", "breaker")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,26 +225,26 @@ def _providers(raw: object, breaker: BreakerSettings) -> tuple[ProviderSettings,
         where = f"providers[{index}]"
         if not isinstance(entry, dict):
             raise ConfigError(where, "must be a table")
-        kind = entry.get("type")
-        if kind not in PROVIDER_TYPES:
-            raise ConfigError(
-                f"{where}.type", f"{kind!r} is not one of {', '.join(PROVIDER_TYPES)}"
-            )
-        allowed, required = _PROVIDER_KEYS[kind]
-        extra = sorted(set(entry) - allowed - _COMMON_PROVIDER_KEYS - _BREAKER_KEYS)
-        if extra:
-            raise ConfigError(f"{where}.{extra[0]}", f"not a key of a {kind} provider")
-        missing = sorted(required - {k for k, v in entry.items() if v not in (None, "")})
-        if missing:
-            raise ConfigError(f"{where}.{missing[0]}", f"is required for a {kind} provider")
-        own = {k: v for k, v in entry.items() if k not in _BREAKER_KEYS}
-        tuned = _overlay(breaker, {k: v for k, v in entry.items() if k in _BREAKER_KEYS}, where)
-        built.append(replace(_build(ProviderSettings, own, where), breaker=tuned))
+        common = {k: v for k, v in entry.items() if k in _COMMON_PROVIDER_KEYS}
+        tuning = {k: v for k, v in entry.items() if k in _BREAKER_KEYS}
+        own = {k: v for k, v in entry.items() if k not in common and k not in tuning}
+        options = _provider_options(entry.get("type"), own, where)
+        tuned = _overlay(breaker, tuning, where)
+        built.append(_build(ProviderSettings, common, where, options=options, breaker=tuned))
     names = [p.name for p in built]
     for index, name in enumerate(names):
         if not name or names.index(name) != index:
             raise ConfigError(f"providers[{index}].name", f"{name!r} must be non-empty and unique")
     return tuple(built)
+
+
+def _provider_options(kind: object, own: dict[str, Any], where: str) -> object:
+    """The options the registry parses for a provider of type `kind`, errors named in full."""
+    try:
+        return parse_options(kind, own)
+    except ProviderConfigError as exc:
+        reason = exc.reason if exc.key == "type" else f"{exc.reason} ({kind} provider)"
+        raise ConfigError(f"{where}.{exc.key}", reason) from None
 
 
 def _overlay(base: BreakerSettings, raw: dict[str, Any], where: str) -> BreakerSettings:
@@ -256,11 +254,12 @@ def _overlay(base: BreakerSettings, raw: dict[str, Any], where: str) -> BreakerS
     return replace(base, **values)
 
 
-def _build(cls: type[Any], raw: object, where: str) -> Any:
+def _build(cls: type[Any], raw: object, where: str, **given: object) -> Any:
+    """`cls` from the table `raw` (keys named `where.key` in errors) and the values `given`."""
     if not isinstance(raw, dict):
         raise ConfigError(where, "must be a table")
     hints = get_type_hints(cls)
-    names = {f.name for f in fields(cls)}
+    names = {f.name for f in fields(cls)} - set(given)
     unknown = sorted(set(raw) - names)
     if unknown:
         raise ConfigError(
@@ -268,47 +267,18 @@ def _build(cls: type[Any], raw: object, where: str) -> Any:
         )
     values = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in raw.items()}
     try:
-        return cls(**values)
+        return cls(**values, **given)
     except TypeError:
-        missing = next(f.name for f in fields(cls) if f.name not in values)
+        missing = next(f.name for f in fields(cls) if f.name not in values and f.name not in given)
         raise ConfigError(f"{where}.{missing}", "is required") from None
 
 
 def _coerce(value: object, hint: object, key: str) -> object:
     """Convert TOML or env-string values to the field's type, or say which key is wrong."""
-    optional = "None" in str(hint)
-    base = str(hint).replace(" | None", "")
-    if value is None or (optional and value == ""):
-        if optional:
-            return None
-        raise ConfigError(key, "must not be empty")
     try:
-        if base in ("bool", "<class 'bool'>"):
-            return _to_bool(value)
-        if base in ("int", "<class 'int'>"):
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(str(value))
-        if base in ("float", "<class 'float'>"):
-            if isinstance(value, bool):
-                raise ValueError
-            return float(str(value))
-    except ValueError:
-        raise ConfigError(key, f"{value!r} is not a valid {base}") from None
-    if not isinstance(value, str):
-        raise ConfigError(key, f"{value!r} must be a string")
-    return value
-
-
-def _to_bool(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(value)
+        return coerce(value, hint)
+    except ValueError as exc:
+        raise ConfigError(key, str(exc)) from None
 
 
 def _check(settings: Settings) -> None:
@@ -361,8 +331,6 @@ def _check(settings: Settings) -> None:
         _require(p.burst >= 0, f"providers[{i}].burst", "must be >= 0")
         _require(p.weight >= 0, f"providers[{i}].weight", "must be >= 0")
         _require(p.timeout_seconds > 0, f"providers[{i}].timeout_seconds", "must be > 0")
-        _require(0 <= p.error_rate <= 1, f"providers[{i}].error_rate", "must be 0..1")
-        _require(p.latency_ms >= 0, f"providers[{i}].latency_ms", "must be >= 0")
 
 
 def _check_breaker(b: BreakerSettings, where: str) -> None:

@@ -49,18 +49,16 @@ def scrub(text: str, limit: int = 300) -> str:
     return truncate(" ".join(_ADDRESS_RE.sub(REDACTED, text).split()), limit)
 
 
-def base_url(configured: str | None, default: str, provider: str) -> str:
-    """The configured base URL without a trailing slash, or `default`."""
-    url = (configured or default).rstrip("/")
+def check_url(key: str, url: str) -> None:
+    """For an options `__post_init__`: `url` must be http(s)."""
     if not url.startswith(("http://", "https://")):
-        raise ProviderConfigError(f"provider {provider}: base_url {url!r} is not an http(s) URL")
-    return url
+        raise ProviderConfigError(key, f"{url!r} is not an http(s) URL")
 
 
-def api_key(configured: str | None, provider: str) -> str:
-    if not configured:
-        raise ProviderConfigError(f"provider {provider}: api_key is required")
-    return configured
+def check_given(key: str, value: str) -> None:
+    """For an options `__post_init__`: a required text (a key, a domain) must not be empty."""
+    if not value:
+        raise ProviderConfigError(key, "is required")
 
 
 async def post(

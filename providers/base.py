@@ -13,7 +13,10 @@ of five values, and the dispatcher decides what to do from that alone::
                     the provider may have accepted it
 
 Exceptions are kept for our own faults. `ProviderConfigError` (also a `ValueError`) is raised at
-start-up for a provider whose settings cannot work.
+start-up for a provider whose settings cannot work; it names the key.
+
+Each provider module is one class, registered under its config `type` in `providers` (see
+`ProviderType`): it parses and validates its own options, and opens itself.
 """
 
 from __future__ import annotations
@@ -22,11 +25,12 @@ import abc
 import asyncio
 import enum
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
-from dispatcher.config import ProviderSettings
+import aiohttp
+
 from dispatcher.message import Email
 
 
@@ -62,7 +66,16 @@ class ProviderError(Exception):
 
 
 class ProviderConfigError(ProviderError, ValueError):
-    """Provider settings that cannot work (missing key, bad URL); raised at start-up."""
+    """Provider settings that cannot work (missing key, bad URL); raised at start-up.
+
+    `key` is the provider's own key, e.g. `api_key`; the config loader prefixes the entry
+    (`providers[1].api_key`). `reason` never quotes a secret.
+    """
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"{key} {reason}")
+        self.key = key
+        self.reason = reason
 
 
 @runtime_checkable
@@ -88,13 +101,29 @@ class Provider(Protocol):
         ...
 
 
+class ProviderType(Protocol):
+    """What the registry holds for each config `type`: a provider class, whose class methods
+    parse its options and open it. `providers.sendgrid` is the template."""
+
+    def parse_options(self, raw: Mapping[str, object]) -> object:
+        """The provider's own keys of one `[[providers]]` entry (the common ones removed), as a
+        frozen options object; raises `ProviderConfigError` naming a bad key."""
+        ...
+
+    async def open(
+        self, name: str, timeout_seconds: float, options: object, http: aiohttp.ClientSession
+    ) -> Provider:
+        """A provider with these options; an HTTP provider posts through `http`."""
+        ...
+
+
 class BaseProvider(abc.ABC):
     """What every provider shares: its name, its size limit, and `send`, which runs the
     subclass's `_send` (build, post, parse) under the configured timeout."""
 
-    def __init__(self, settings: ProviderSettings, max_message_bytes: int) -> None:
-        self._name = settings.name
-        self._timeout = settings.timeout_seconds
+    def __init__(self, name: str, timeout_seconds: float, max_message_bytes: int) -> None:
+        self._name = name
+        self._timeout = timeout_seconds
         self._max_message_bytes = max_message_bytes
 
     @property

@@ -11,15 +11,25 @@ encoded here, as aiohttp's `FormData` would (UTF-8, `quote_plus`), at under half
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from email.utils import formataddr
 from urllib.parse import urlencode
 
 import aiohttp
 
-from dispatcher.config import ProviderSettings
 from dispatcher.message import Address, Email
-from providers._common import Answer, api_key, base_url, body_text, failure, json_body, post
-from providers.base import BaseProvider, Outcome, ProviderConfigError, Status
+from providers._common import (
+    Answer,
+    body_text,
+    check_given,
+    check_url,
+    failure,
+    json_body,
+    post,
+)
+from providers.base import BaseProvider, Outcome, Status
+from providers.options import expect, read_options
 
 DEFAULT_BASE_URL = "https://api.mailgun.net"
 MAX_MESSAGE_BYTES = 25 * 1024 * 1024
@@ -29,20 +39,47 @@ FORM = "application/x-www-form-urlencoded"
 Fields = list[tuple[str, str]]
 
 
+@dataclass(frozen=True, slots=True)
+class MailgunOptions:
+    """The keys of a `type = "mailgun"` entry."""
+
+    api_key: str = field(repr=False)  # required; a secret (best set by environment variable)
+    domain: str  # required: the sending domain, e.g. "mg.example.com"
+    base_url: str = DEFAULT_BASE_URL  # "https://api.eu.mailgun.net" for an EU domain
+
+    def __post_init__(self) -> None:
+        check_given("api_key", self.api_key)
+        check_given("domain", self.domain)
+        check_url("base_url", self.base_url)
+
+
 class Mailgun(BaseProvider):
     """One Mailgun sending domain, posting through a shared `aiohttp.ClientSession`."""
 
-    def __init__(self, settings: ProviderSettings, http: aiohttp.ClientSession) -> None:
-        if not settings.domain:
-            raise ProviderConfigError(f"provider {settings.name}: domain is required")
-        super().__init__(settings, MAX_MESSAGE_BYTES)
+    def __init__(
+        self,
+        name: str,
+        timeout_seconds: float,
+        options: MailgunOptions,
+        http: aiohttp.ClientSession,
+    ) -> None:
+        super().__init__(name, timeout_seconds, MAX_MESSAGE_BYTES)
         self._http = http
-        root = base_url(settings.base_url, DEFAULT_BASE_URL, settings.name)
-        self._url = f"{root}/v3/{settings.domain}/messages"
+        self._url = f"{options.base_url.rstrip('/')}/v3/{options.domain}/messages"
         self._headers = {
-            "Authorization": basic_auth("api", api_key(settings.api_key, settings.name)),
+            "Authorization": basic_auth("api", options.api_key),
             "Content-Type": FORM,
         }
+
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, object]) -> MailgunOptions:
+        return read_options(MailgunOptions, raw)
+
+    @classmethod
+    async def open(
+        cls, name: str, timeout_seconds: float, options: object, http: aiohttp.ClientSession
+    ) -> Mailgun:
+        return cls(name, timeout_seconds, expect(options, MailgunOptions), http)
 
     async def _send(self, email: Email) -> Outcome:
         answer = await post(

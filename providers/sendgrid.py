@@ -5,10 +5,15 @@ map as `providers._common` draws it. The payload carries the email's tags and it
 `dispatcher_id` in `custom_args`, so SendGrid's event webhook can be joined back to the ledger.
 SendGrid refuses an address twice in one personalization, so an address already in `to` is
 dropped from `cc` and `bcc` (it gets the message once either way).
+
+This module is the template of a provider: its options (`SendGridOptions`), the class the
+registry holds (`SendGrid.parse_options`, `SendGrid.open`), then build, post, parse.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -25,24 +30,54 @@ from sendgrid.helpers.mail import (
 )
 from sendgrid.helpers.mail.exceptions import ApiKeyIncludedException
 
-from dispatcher.config import ProviderSettings
 from dispatcher.message import Address, Email
-from providers._common import Answer, api_key, base_url, failure, json_body, post
+from providers._common import Answer, check_given, check_url, failure, json_body, post
 from providers.base import BaseProvider, Outcome, Status
+from providers.options import expect, read_options
 
 DEFAULT_BASE_URL = "https://api.sendgrid.com"
 MAX_MESSAGE_BYTES = 30 * 1024 * 1024
 
 
+@dataclass(frozen=True, slots=True)
+class SendGridOptions:
+    """The keys of a `type = "sendgrid"` entry."""
+
+    api_key: str = field(repr=False)  # required; a secret (best set by environment variable)
+    base_url: str = DEFAULT_BASE_URL
+
+    def __post_init__(self) -> None:
+        check_given("api_key", self.api_key)
+        check_url("base_url", self.base_url)
+
+
 class SendGrid(BaseProvider):
     """One SendGrid account, posting through a shared `aiohttp.ClientSession`."""
 
-    def __init__(self, settings: ProviderSettings, http: aiohttp.ClientSession) -> None:
-        super().__init__(settings, MAX_MESSAGE_BYTES)
+    def __init__(
+        self,
+        name: str,
+        timeout_seconds: float,
+        options: SendGridOptions,
+        http: aiohttp.ClientSession,
+    ) -> None:
+        super().__init__(name, timeout_seconds, MAX_MESSAGE_BYTES)
         self._http = http
-        self._url = f"{base_url(settings.base_url, DEFAULT_BASE_URL, settings.name)}/v3/mail/send"
-        key = api_key(settings.api_key, settings.name)
-        self._headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+        self._url = f"{options.base_url.rstrip('/')}/v3/mail/send"
+        self._headers = {
+            "Authorization": f"Bearer {options.api_key}",
+            "Content-Type": "application/json",
+        }
+
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, object]) -> SendGridOptions:
+        return read_options(SendGridOptions, raw)
+
+    @classmethod
+    async def open(
+        cls, name: str, timeout_seconds: float, options: object, http: aiohttp.ClientSession
+    ) -> SendGrid:
+        return cls(name, timeout_seconds, expect(options, SendGridOptions), http)
 
     async def _send(self, email: Email) -> Outcome:
         try:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
+from collections.abc import Mapping
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from email.utils import formataddr
 from typing import Any
 
@@ -36,10 +38,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from dispatcher.config import ProviderSettings
 from dispatcher.message import Address, Email
 from providers._common import scrub
 from providers.base import BaseProvider, Outcome, Status
+from providers.options import expect, read_options
 
 DEFAULT_REGION = "us-east-1"
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024
@@ -68,33 +70,58 @@ _THROTTLED = frozenset({"TooManyRequestsException", "Throttling", "ThrottlingExc
 _UNAVAILABLE = frozenset({"ServiceUnavailable", "ServiceUnavailableException"})
 
 
+@dataclass(frozen=True, slots=True)
+class SesOptions:
+    """The keys of a `type = "ses"` entry; credentials come the AWS way (environment, profile,
+    instance role), never from here."""
+
+    region: str = DEFAULT_REGION
+    endpoint_url: str | None = None  # a local SES endpoint (moto); None: AWS's own
+    configuration_set: str | None = None  # sent with every message when set
+
+
 class Ses(BaseProvider):
     """One SES v2 region; owns its aiobotocore client (open with `Ses.open`)."""
 
-    def __init__(self, settings: ProviderSettings, client: Any, stack: AsyncExitStack) -> None:
-        super().__init__(settings, MAX_MESSAGE_BYTES)
-        self._configuration_set = settings.configuration_set
+    def __init__(
+        self,
+        name: str,
+        timeout_seconds: float,
+        options: SesOptions,
+        client: Any,
+        stack: AsyncExitStack,
+    ) -> None:
+        super().__init__(name, timeout_seconds, MAX_MESSAGE_BYTES)
+        self._configuration_set = options.configuration_set
         self._client = client
         self._stack = stack
 
     @classmethod
-    async def open(cls, settings: ProviderSettings) -> Ses:
+    def parse_options(cls, raw: Mapping[str, object]) -> SesOptions:
+        return read_options(SesOptions, raw)
+
+    @classmethod
+    async def open(
+        cls, name: str, timeout_seconds: float, options: object, http: aiohttp.ClientSession
+    ) -> Ses:
+        """A client of its own (`http` is not used); `aclose` closes it."""
+        ses = expect(options, SesOptions)
         config = AioConfig(
             retries={"mode": "standard", "total_max_attempts": 1},
-            connect_timeout=settings.timeout_seconds / 2,
-            read_timeout=settings.timeout_seconds,
+            connect_timeout=timeout_seconds / 2,
+            read_timeout=timeout_seconds,
             max_pool_connections=MAX_POOL_CONNECTIONS,
         )
         stack = AsyncExitStack()
         client = await stack.enter_async_context(
             get_session().create_client(
                 "sesv2",
-                region_name=settings.region or DEFAULT_REGION,
-                endpoint_url=settings.endpoint_url,
+                region_name=ses.region,
+                endpoint_url=ses.endpoint_url,
                 config=config,
             )
         )
-        return cls(settings, client, stack)
+        return cls(name, timeout_seconds, ses, client, stack)
 
     async def aclose(self) -> None:
         await self._stack.aclose()

@@ -7,7 +7,7 @@ Failures are drawn from the same seeded `random.Random`, in these proportions::
     25 %  AMBIGUOUS  "timeout"   (counted as not sent)
 
 `set_fault` changes its behaviour at run time (the demo takes it down halfway; the bench
-degrades it); `clear_fault` returns to the configured settings. `sent` and `sent_ids` record
+degrades it); `clear_fault` returns to the configured options. `sent` and `sent_ids` record
 what it accepted, so tests and the demo can check that nothing was sent twice.
 """
 
@@ -17,29 +17,59 @@ import asyncio
 import random
 import secrets
 from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-from dispatcher.config import ProviderSettings
+import aiohttp
+
 from dispatcher.message import Email
-from providers.base import BaseProvider, Outcome, Status
+from providers.base import BaseProvider, Outcome, ProviderConfigError, Status
+from providers.options import expect, read_options
 
 MAX_MESSAGE_BYTES = 40 * 1024 * 1024
 JITTER = 0.1
 MAX_RECORDED_IDS = 1_000_000  # a long dry run keeps counting, but stops growing `sent_ids`
 
 
+@dataclass(frozen=True, slots=True)
+class SimulatedOptions:
+    """The keys of a `type = "simulated"` entry."""
+
+    latency_ms: float = 50.0  # mean latency of a send
+    error_rate: float = 0.0  # share of sends that fail, 0..1
+    seed: int | None = None  # of the random source; None: a different run each time
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.error_rate <= 1:
+            raise ProviderConfigError("error_rate", "must be 0..1")
+        if self.latency_ms < 0:
+            raise ProviderConfigError("latency_ms", "must be >= 0")
+
+
 class Simulated(BaseProvider):
     """A provider that sends nothing; its answers are drawn from a seeded random source."""
 
-    def __init__(self, settings: ProviderSettings) -> None:
-        super().__init__(settings, MAX_MESSAGE_BYTES)
-        self._settings = settings
-        self._random = random.Random(settings.seed)
-        self.error_rate = settings.error_rate
-        self.latency_ms = settings.latency_ms
+    def __init__(self, name: str, timeout_seconds: float, options: SimulatedOptions) -> None:
+        super().__init__(name, timeout_seconds, MAX_MESSAGE_BYTES)
+        self._options = options
+        self._random = random.Random(options.seed)
+        self.error_rate = options.error_rate
+        self.latency_ms = options.latency_ms
         self.down = False
         self.sent = 0
         self.sent_ids: Counter[str] = Counter()
         self.outcomes: Counter[Status] = Counter()
+
+    @classmethod
+    def parse_options(cls, raw: Mapping[str, object]) -> SimulatedOptions:
+        return read_options(SimulatedOptions, raw)
+
+    @classmethod
+    async def open(
+        cls, name: str, timeout_seconds: float, options: object, http: aiohttp.ClientSession
+    ) -> Simulated:
+        """`http` is not used: nothing leaves the process."""
+        return cls(name, timeout_seconds, expect(options, SimulatedOptions))
 
     def set_fault(
         self, error_rate: float | None = None, down: bool = False, latency_ms: float | None = None
@@ -56,7 +86,7 @@ class Simulated(BaseProvider):
 
     def clear_fault(self) -> None:
         """Back to the configured latency and error rate, and up."""
-        self.set_fault(self._settings.error_rate, False, self._settings.latency_ms)
+        self.set_fault(self._options.error_rate, False, self._options.latency_ms)
 
     async def send(self, email: Email) -> Outcome:
         outcome = await super().send(email)

@@ -37,6 +37,7 @@ from dispatcher.health import Health
 from dispatcher.health_local import LocalHealth
 from dispatcher.health_model import HealthStore, Observation, Permit, ProviderHealth
 from providers.base import Status
+from providers.simulated import SimulatedOptions
 from strategies.base import Circuit
 
 T = TypeVar("T")
@@ -54,7 +55,7 @@ BREAKER = BreakerSettings(
     permit_lease_seconds=3.0,
     healthy_reset_seconds=20.0,
 )
-PROVIDERS = (ProviderSettings("a", "simulated", breaker=BREAKER),)
+PROVIDERS = (ProviderSettings("a", "simulated", SimulatedOptions(), breaker=BREAKER),)
 ROUTING = RoutingSettings(window_seconds=10, bucket_seconds=1)
 SETTLED = BREAKER.misconfigured_open_seconds + BREAKER.permit_lease_seconds + 1
 KINDS = {

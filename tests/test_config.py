@@ -9,6 +9,8 @@ import pytest
 
 from dispatcher.cli import main
 from dispatcher.config import ConfigError, Settings, load
+from providers import MailgunOptions, SimulatedOptions
+from providers.options import expect
 
 BASE = """
 [queue]
@@ -56,7 +58,7 @@ def test_loads_defaults_and_values(tmp_path: Path) -> None:
     assert settings.redis.key_prefix == "dispatcher:"
     assert [p.name for p in settings.providers] == ["sendgrid", "mail-gun", "dry"]
     assert settings.provider("mail-gun").weight == 2.0
-    assert settings.provider("dry").latency_ms == 5.0
+    assert expect(settings.provider("dry").options, SimulatedOptions).latency_ms == 5.0
     with pytest.raises(dataclasses.FrozenInstanceError):
         settings.queue.url = "x"  # type: ignore[misc]
 
@@ -74,7 +76,7 @@ def test_environment_overrides_sections_and_providers(tmp_path: Path) -> None:
     assert settings.dispatch.max_in_flight == 128
     assert settings.dispatch.retry_ambiguous is False
     assert settings.queue.endpoint_url == "http://127.0.0.1:9324"
-    assert settings.provider("mail-gun").api_key == "from-env"
+    assert expect(settings.provider("mail-gun").options, MailgunOptions).api_key == "from-env"
     assert settings.routing.strategy == "round_robin"
     assert "from-env" not in repr(settings)
 

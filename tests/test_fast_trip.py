@@ -12,7 +12,8 @@ from dispatcher.health import Health
 from dispatcher.health_model import Observation
 from dispatcher.router import Router
 from providers.base import Outcome, Status
-from providers.simulated import Simulated
+from providers.options import expect
+from providers.simulated import Simulated, SimulatedOptions
 from strategies import Tuning, build_strategy
 from strategies.base import Circuit
 from tests.harness import settings
@@ -32,7 +33,10 @@ def config(redis_url: str = "redis://127.0.0.1:1") -> Settings:
 
 def router_on(redis: Redis, redis_url: str, clock: list[float]) -> Router:
     conf = config(redis_url)
-    providers = [Simulated(p) for p in conf.providers]
+    providers = [
+        Simulated(p.name, p.timeout_seconds, expect(p.options, SimulatedOptions))
+        for p in conf.providers
+    ]
     health = Health(redis, "t:", conf.providers, conf.routing, clock=lambda: clock[0])
     return Router(
         build_strategy("round_robin", Tuning()),

@@ -38,6 +38,7 @@ from dispatcher.health_model import (
     view,
 )
 from providers.base import Outcome, Status
+from providers.simulated import SimulatedOptions
 from strategies.base import Circuit
 
 START = 1_800_000_000.0  # a whole second: bucket boundaries fall on whole seconds
@@ -57,8 +58,10 @@ BREAKER = BreakerSettings(
 )
 ROUTING = RoutingSettings(window_seconds=10, bucket_seconds=1, latency_decay_seconds=10.0)
 PROVIDERS = (
-    ProviderSettings("a", "simulated", breaker=BREAKER),
-    ProviderSettings("b", "simulated", breaker=BREAKER, rate_limit=20.0, burst=5),
+    ProviderSettings("a", "simulated", SimulatedOptions(), breaker=BREAKER),
+    ProviderSettings(
+        "b", "simulated", SimulatedOptions(), breaker=BREAKER, rate_limit=20.0, burst=5
+    ),
 )
 STATUS = {
     "S": Status.SENT,

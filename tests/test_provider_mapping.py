@@ -20,10 +20,9 @@ from botocore.exceptions import (
 )
 
 import providers
-from dispatcher.config import PROVIDER_TYPES as CONFIG_TYPES
 from dispatcher.config import ProviderSettings
 from dispatcher.message import Address
-from providers import mailgun, sendgrid, ses
+from providers import SendGridOptions, SimulatedOptions, mailgun, sendgrid, ses
 from providers._common import Answer, failure, retry_after, scrub, transport_outcome
 from providers.base import Outcome, Provider, ProviderConfigError, Status
 from tests.fakes.sendgrid import FakeSendGrid
@@ -225,8 +224,7 @@ async def test_sendgrid_drops_repeated_addresses_and_lists_reply_tos(
         reply_to=(Address("a@example.com"), Address("b@example.com", "B")),
     )
     provider = sendgrid.SendGrid(
-        ProviderSettings("sg", "sendgrid", api_key="test-key", base_url=fake_sendgrid.base_url),
-        http,
+        "sg", 15.0, SendGridOptions(api_key="test-key", base_url=fake_sendgrid.base_url), http
     )
     assert (await provider.send(email)).status is Status.SENT
     [receipt] = fake_sendgrid.receipts
@@ -240,29 +238,25 @@ async def test_sendgrid_drops_repeated_addresses_and_lists_reply_tos(
 async def test_sendgrid_refuses_content_that_holds_an_api_key(
     http: aiohttp.ClientSession,
 ) -> None:
-    provider = sendgrid.SendGrid(ProviderSettings("sg", "sendgrid", api_key="k"), http)
+    provider = sendgrid.SendGrid("sg", 15.0, SendGridOptions(api_key="k"), http)
     outcome = await provider.send(an_email(text="SG.abc123.def456 is my key"))
     assert (outcome.status, outcome.error) == (Status.REJECTED, "api_key_in_content")
 
 
-def test_registry_covers_every_configured_type() -> None:
-    assert sorted(providers.PROVIDER_TYPES) == sorted(CONFIG_TYPES)
-
-
 @pytest.mark.parametrize(
-    ("settings", "words"),
+    ("kind", "options", "words"),
     [
-        (ProviderSettings("x", "postmark"), "valid types: mailgun, sendgrid, ses, simulated"),
-        (ProviderSettings("x", "sendgrid"), "api_key is required"),
-        (ProviderSettings("x", "mailgun", api_key="k"), "domain is required"),
-        (ProviderSettings("x", "sendgrid", api_key="k", base_url="ftp://h"), "not an http(s) URL"),
+        ("postmark", {}, "valid types: mailgun, sendgrid, ses, simulated"),
+        ("sendgrid", {}, "api_key is required"),
+        ("mailgun", {"api_key": "k"}, "domain is required"),
+        ("sendgrid", {"api_key": "k", "base_url": "ftp://h"}, "not an http(s) URL"),
     ],
 )
-async def test_unusable_settings_fail_at_start_up(
-    settings: ProviderSettings, words: str, http: aiohttp.ClientSession
+def test_unusable_settings_fail_at_start_up(
+    kind: str, options: dict[str, object], words: str
 ) -> None:
     with pytest.raises(ProviderConfigError, match=words.replace("(", r"\(").replace(")", r"\)")):
-        await providers.open_provider(settings, http)
+        providers.parse_options(kind, options)
 
 
 async def test_open_providers_opens_in_order_and_closes_all_on_failure(
@@ -274,21 +268,20 @@ async def test_open_providers_opens_in_order_and_closes_all_on_failure(
         async def aclose(self) -> None:
             closed.append(self.name)
 
-    async def recording(settings: ProviderSettings, _: aiohttp.ClientSession) -> Provider:
-        return Recording(settings)
-
-    monkeypatch.setitem(providers.PROVIDER_TYPES, "simulated", recording)
-    good = [ProviderSettings("a", "simulated"), ProviderSettings("b", "simulated")]
+    monkeypatch.setitem(providers.PROVIDER_TYPES, "simulated", Recording)
+    good = [ProviderSettings(n, "simulated", SimulatedOptions()) for n in ("a", "b")]
     opened = await providers.open_providers(good, http)
     assert [p.name for p in opened] == ["a", "b"]
     assert all(isinstance(p, Provider) for p in opened)
-    with pytest.raises(ProviderConfigError):
-        await providers.open_providers([*good, ProviderSettings("c", "sendgrid")], http)
+    with pytest.raises(ProviderConfigError):  # a sendgrid entry holding simulated options
+        await providers.open_providers(
+            [*good, ProviderSettings("c", "sendgrid", SimulatedOptions())], http
+        )
     assert closed == ["b", "a"]
 
 
-def simulated(**settings: Any) -> providers.Simulated:
-    return providers.Simulated(ProviderSettings("sim", "simulated", **settings))
+def simulated(timeout_seconds: float = 15.0, **options: Any) -> providers.Simulated:
+    return providers.Simulated("sim", timeout_seconds, SimulatedOptions(**options))
 
 
 async def outcomes(sim: providers.Simulated, n: int) -> list[Outcome]:

@@ -20,7 +20,7 @@ from aiobotocore.session import get_session
 from dispatcher.config import ProviderSettings
 from dispatcher.devstack import free_port
 from dispatcher.message import Address, Email
-from providers import Provider, Status, open_provider
+from providers import Provider, Status, open_provider, parse_options
 from providers.ses import tag_value
 from tests.fakes import FAKES, FakeServer, MotoServer
 from tests.fakes.views import Seen, from_mailgun, from_sendgrid, from_ses
@@ -64,16 +64,20 @@ class Harness:
         self.kind, self.fake, self.http, self.moto = kind, fake, http, moto
         self._opened: list[Provider] = []
 
-    async def open(self, *, reference: bool = False, **overrides: Any) -> Provider:
+    async def open(
+        self, *, reference: bool = False, timeout_seconds: float = 5.0, **overrides: Any
+    ) -> Provider:
         url = self.moto.endpoint_url if reference and self.moto else self.fake.base_url
-        fields: dict[str, Any] = {"name": self.kind, "type": self.kind, "timeout_seconds": 5.0}
+        options: dict[str, Any] = {}
         if self.kind == "ses":
-            fields |= {"endpoint_url": url, "region": "us-east-1"}
+            options |= {"endpoint_url": url, "region": "us-east-1"}
         else:
-            fields |= {"base_url": url, "api_key": self.fake.api_key}
+            options |= {"base_url": url, "api_key": self.fake.api_key}
         if self.kind == "mailgun":
-            fields["domain"] = "mg.example.com"
-        provider = await open_provider(ProviderSettings(**(fields | overrides)), self.http)
+            options["domain"] = "mg.example.com"
+        parsed = parse_options(self.kind, options | overrides)
+        settings = ProviderSettings(self.kind, self.kind, parsed, timeout_seconds=timeout_seconds)
+        provider = await open_provider(settings, self.http)
         self._opened.append(provider)
         return provider
 

@@ -24,14 +24,14 @@ from redis.asyncio import Redis
 
 from bench.baselines import Measured, Window
 from bench.stack import API_KEY, MAILGUN_DOMAIN, enqueue, message_bodies
-from dispatcher.config import ProviderSettings
 from dispatcher.devstack import create_queue_pair, sqs_client
 from dispatcher.message import decode
 from providers.base import Provider, Status
-from providers.mailgun import Mailgun
-from providers.sendgrid import SendGrid
+from providers.mailgun import Mailgun, MailgunOptions
+from providers.sendgrid import SendGrid, SendGridOptions
 
 BREAKER_OPEN_SECONDS = 30
+TIMEOUT_SECONDS = 15.0  # a provider's default `timeout_seconds`
 FAILURES_TO_OPEN = 5
 
 
@@ -86,12 +86,15 @@ class SeedWorker:
 def open_providers(sendgrid_url: str, mailgun_url: str, http: Any) -> list[Provider]:
     return [
         SendGrid(
-            ProviderSettings("sendgrid", "sendgrid", api_key=API_KEY, base_url=sendgrid_url), http
+            "sendgrid",
+            TIMEOUT_SECONDS,
+            SendGridOptions(api_key=API_KEY, base_url=sendgrid_url),
+            http,
         ),
         Mailgun(
-            ProviderSettings(
-                "mailgun", "mailgun", api_key=API_KEY, base_url=mailgun_url, domain=MAILGUN_DOMAIN
-            ),
+            "mailgun",
+            TIMEOUT_SECONDS,
+            MailgunOptions(api_key=API_KEY, domain=MAILGUN_DOMAIN, base_url=mailgun_url),
             http,
         ),
     ]
