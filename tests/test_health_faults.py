@@ -25,7 +25,7 @@ from dispatcher.ledger import Ledger
 from dispatcher.router import Router
 from dispatcher.upkeep import LedgerGate
 from providers.base import Status
-from providers.simulated import Simulated
+from providers.simulated import Simulated, SimulatedOptions
 from strategies import build_strategy
 from strategies.base import Circuit
 from tests.conftest import QueuePair
@@ -72,7 +72,7 @@ async def test_an_error_reply_falls_back_to_local_health_instead_of_raising(
     store = ResilientHealth(shared, LocalHealth(PROVIDERS, ROUTING, clock), 5.0, lambda: ticks[0])
     router = Router(
         build_strategy("priority"),
-        [Simulated(p) for p in PROVIDERS],
+        [Simulated(p.name, p.timeout_seconds, SimulatedOptions()) for p in PROVIDERS],
         PROVIDERS,
         store,
         random.Random(1),

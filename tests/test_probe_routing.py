@@ -26,6 +26,7 @@ from dispatcher.message import Address, Email
 from dispatcher.router import Router
 from providers import open_providers
 from providers.base import Outcome, Provider, Status
+from providers.simulated import SimulatedOptions
 from strategies import build_strategy
 from strategies.base import Circuit
 from tests.conftest import QueuePair
@@ -59,7 +60,9 @@ def clock() -> Clock:
 
 
 def provider(name: str, **changes: Any) -> ProviderSettings:
-    return ProviderSettings(name, "simulated", breaker=replace(BREAKER, **changes))
+    return ProviderSettings(
+        name, "simulated", SimulatedOptions(), breaker=replace(BREAKER, **changes)
+    )
 
 
 def router_of(
