@@ -24,11 +24,18 @@ counted (no interval ever closes to clear it).
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 from collections import defaultdict
 
+import structlog
+
 from dispatcher.config import DispatchSettings
+from dispatcher.slots import Slots
 from providers.base import Outcome, Status
+
+log = structlog.get_logger("dispatcher.worker")
+LIMIT_INTERVAL_SECONDS = 1.0
 
 DEFAULT_FLOOR = 32
 DECREASE = 0.75
@@ -95,3 +102,16 @@ class AdaptiveLimit:
             self._baseline[provider] = min(median, baseline * BASELINE_DRIFT)
             latencies.clear()
         return ratios
+
+
+async def adapt_limit(limit: AdaptiveLimit, slots: Slots) -> None:
+    """Once a second, move the in-flight limit on the latency of the last second's sends."""
+    if limit.fixed:
+        return
+    while True:
+        await asyncio.sleep(LIMIT_INTERVAL_SECONDS)
+        before = slots.limit
+        after = limit.adjust(slots.take_peak())
+        if after != before:
+            slots.resize(after)
+            log.info("in_flight_limit", limit=after, was=before)

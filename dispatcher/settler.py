@@ -13,28 +13,37 @@ journalled (`dispatcher.journal`), never handed back.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
 import structlog
 from redis.exceptions import RedisError
 
 from dispatcher.delivery import Action, Decision
-from dispatcher.health_model import Observation
+from dispatcher.health_model import HealthStore, Observation
+from dispatcher.in_flight import InFlight
 from dispatcher.journal import Journal
-from dispatcher.ledger import RecordStatus, Settlement, SettleVerdict
-from dispatcher.queue import MAX_VISIBILITY, Received
-
-if TYPE_CHECKING:
-    from dispatcher.worker import InFlight, Worker
+from dispatcher.ledger import Ledger, RecordStatus, Settlement, SettleVerdict
+from dispatcher.queue import MAX_VISIBILITY, Received, SqsQueue
 
 log = structlog.get_logger("dispatcher.send")
 RECORD_TRIES = 5  # flushes in which Redis refused one record before its message is let go
+# A send the settler is done with: its decision and how the ledger took it (FAILED: given up).
+Done = tuple[InFlight, Decision, SettleVerdict]
 
 
 class Settler:
-    def __init__(self, worker: Worker) -> None:
-        self._worker = worker
+    """Records outcomes in `ledger` and `health`, then acts on `queue`. Each send it is done
+    with (recorded, or let go) is handed to `on_done`, which owns the in-flight bookkeeping."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        health: HealthStore,
+        queue: SqsQueue,
+        on_done: Callable[[list[Done]], None],
+    ) -> None:
+        self._ledger, self._health, self._queue = ledger, health, queue
+        self._on_done = on_done
         self._completions: list[tuple[InFlight, Decision]] = []
         self._observations: list[Observation] = []  # not yet fed to the health windows
         self._deletes: list[Received] = []
@@ -91,11 +100,10 @@ class Settler:
             await self._act(deletes, delays, dead)
 
     async def _record(self, completions: list[tuple[InFlight, Decision]]) -> None:
-        worker = self._worker
         # Each outcome feeds the health windows once, even when the ledger write is retried.
         observations, self._observations = self._observations, []
         settled, observed = await asyncio.gather(
-            worker.ledger.settle([_settlement(e, d) for e, d in completions]),
+            self._ledger.settle([_settlement(e, d) for e, d in completions]),
             self._observe(observations),
             return_exceptions=True,
         )
@@ -112,25 +120,28 @@ class Settler:
         if self._redis_failures:
             log.info("ledger_restored", failed_flushes=self._redis_failures)
         self._redis_failures = 0
+        done: list[Done] = []
         for (entry, decision), result in zip(completions, settled, strict=True):
             if result.verdict is SettleVerdict.FAILED and not self._give_up(entry, decision):
                 self._completions.append((entry, decision))  # tried again at the next flush
                 continue
-            worker.in_flight.pop(entry.email.id, None)
-            worker.slots.release(1)
-            if result.verdict is SettleVerdict.FAILED:
+            done.append((entry, decision, result.verdict))
+            if result.verdict in (SettleVerdict.FAILED, SettleVerdict.STALE):
+                if result.verdict is SettleVerdict.STALE:
+                    log.warning("claim_lost", id=entry.email.id)
                 continue
-            if result.verdict is SettleVerdict.STALE:
-                log.warning("claim_lost", id=entry.email.id)
-                continue
-            if result.verdict is SettleVerdict.SENT or decision.action is Action.DELETE:
-                self._deletes.append(entry.received)
-            elif decision.action is Action.RETRY:
-                self._delays.append((entry.received, decision.delay))
-            else:
-                self._dead.append((entry.received, decision.reason))
-            self._count(decision, result.verdict)
+            self._act_on(entry, decision, result.verdict)
             _canonical_line(entry, decision, result.attempts)
+        self._on_done(done)
+
+    def _act_on(self, entry: InFlight, decision: Decision, verdict: SettleVerdict) -> None:
+        """Queue the SQS action that follows a recorded outcome."""
+        if verdict is SettleVerdict.SENT or decision.action is Action.DELETE:
+            self._deletes.append(entry.received)
+        elif decision.action is Action.RETRY:
+            self._delays.append((entry.received, decision.delay))
+        else:
+            self._dead.append((entry.received, decision.reason))
 
     def _give_up(self, entry: InFlight, decision: Decision) -> bool:
         """After RECORD_TRIES refusals of one record, act without it: a sent message is deleted
@@ -152,22 +163,9 @@ class Settler:
         if not observations:
             return
         try:
-            await self._worker.router.store.record(observations)
+            await self._health.record(observations)
         except RedisError as exc:
             log.warning("health_record_failed", error=type(exc).__name__)
-
-    def _count(self, decision: Decision, verdict: SettleVerdict) -> None:
-        stats = self._worker.stats
-        if verdict is SettleVerdict.SENT:
-            stats.duplicates += 1
-        elif decision.status is RecordStatus.SENT:
-            stats.sent += 1
-        elif decision.action is Action.RETRY:
-            stats.retried += 1
-        elif decision.action is Action.DEAD_LETTER:
-            stats.dead_lettered += 1
-        else:
-            stats.rejected += 1
 
     async def _act(
         self,
@@ -175,7 +173,7 @@ class Settler:
         delays: list[tuple[Received, int]],
         dead: list[tuple[Received, str]],
     ) -> None:
-        queue = self._worker.queue
+        queue = self._queue
         results = await asyncio.gather(
             queue.delete([m.receipt for m in deletes]),
             queue.change_visibility([(m.receipt, s) for m, s in delays]),
@@ -206,9 +204,6 @@ class Settler:
         journal.append([(_settlement(e, d), e.received.receipt) for e, d in sent])
         kept = [e for e, _ in sent]
         self._delays.extend((e.received, MAX_VISIBILITY) for e in kept)
-        for entry in kept:
-            self._worker.in_flight.pop(entry.email.id, None)
-            self._worker.slots.release(1)
         log.error("unrecorded_sends_kept", count=len(kept), journal=str(journal.path))
         return kept
 
@@ -216,15 +211,14 @@ class Settler:
         """Hand unfinished messages back at shutdown: claim released, visible again now. A send
         cancelled while a provider was being called may have been accepted: it is recorded as
         ambiguous via that provider (and counted as an attempt) rather than just released."""
-        worker = self._worker
         cut: list[InFlight] = []
         untouched: list[InFlight] = []
         for entry in entries:
             mid_call = entry.calls and entry.task is not None and entry.task.cancelled()
             (cut if mid_call else untouched).append(entry)
         for result in await asyncio.gather(
-            worker.ledger.extend([(e.email.id, e.owner) for e in untouched], 0),
-            worker.ledger.settle([_interrupted(e) for e in cut]),
+            self._ledger.extend([(e.email.id, e.owner) for e in untouched], 0),
+            self._ledger.settle([_interrupted(e) for e in cut]),
             return_exceptions=True,
         ):
             if isinstance(result, BaseException):
@@ -233,15 +227,11 @@ class Settler:
                 log.warning("release_claims_failed", error=type(result).__name__)
         try:
             failed = len(
-                await worker.queue.change_visibility([(e.received.receipt, 0) for e in entries])
+                await self._queue.change_visibility([(e.received.receipt, 0) for e in entries])
             )
         except Exception as exc:  # they reappear after their visibility timeout instead
             log.warning("release_visibility_failed", error=type(exc).__name__)
             failed = len(entries)
-        for entry in entries:
-            worker.in_flight.pop(entry.email.id, None)
-            worker.slots.release(1)
-        worker.stats.released += len(entries)
         log.info("released", count=len(entries), ambiguous=len(cut), visibility_failed=failed)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from dispatcher.delivery import Action, Decision
+from dispatcher.ledger import RecordStatus, SettleVerdict
 from providers.base import Outcome, Status
 
 
@@ -47,6 +49,21 @@ class Stats:
             stats.sent += 1
         else:
             stats.errors[outcome.status.value] += 1
+
+    def settle(self, decision: Decision, verdict: SettleVerdict) -> None:
+        """Count one send the settler is done with, by how the ledger took it."""
+        if verdict is SettleVerdict.SENT:
+            self.duplicates += 1  # already sent by another delivery: deleted, not sent again
+        elif verdict in (SettleVerdict.STALE, SettleVerdict.FAILED):
+            return
+        elif decision.status is RecordStatus.SENT:
+            self.sent += 1
+        elif decision.action is Action.RETRY:
+            self.retried += 1
+        elif decision.action is Action.DEAD_LETTER:
+            self.dead_lettered += 1
+        else:
+            self.rejected += 1
 
     @property
     def settled(self) -> int:

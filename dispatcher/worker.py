@@ -13,47 +13,50 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import os
 import random
 import socket
-import time
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import structlog
-from redis.exceptions import RedisError
 
-from dispatcher.concurrency import AdaptiveLimit
+from dispatcher.claims import Claims
+from dispatcher.concurrency import AdaptiveLimit, adapt_limit
 from dispatcher.config import DispatchSettings
-from dispatcher.delivery import Action, Decision, attempt, bound_receives, unfit
+from dispatcher.delivery import Action, Decision, attempt, bound_receives
+from dispatcher.drain import finish_sends
+from dispatcher.heartbeat import keep_visible
+from dispatcher.in_flight import InFlight
 from dispatcher.journal import Journal
-from dispatcher.ledger import Claim, ClaimRequest, ClaimVerdict, Ledger, RecordStatus
-from dispatcher.message import Email, MessageError, decode
+from dispatcher.ledger import ClaimRequest, Ledger, RecordStatus
+from dispatcher.ledger_gate import LedgerGate
 from dispatcher.queue import SQS_BATCH, Received, SqsQueue
 from dispatcher.router import Route, Router
-from dispatcher.settler import Settler
+from dispatcher.settler import Done, Settler
 from dispatcher.slots import Slots
 from dispatcher.stats import Stats
-from dispatcher.upkeep import LedgerGate, adapt_limit, keep_visible
 
 log = structlog.get_logger("dispatcher.worker")
 T = TypeVar("T")
-ADMIT_RETRY_SECONDS = 1  # a batch handed back after an unexpected error comes back this soon
 
 
 @dataclass(slots=True)
-class InFlight:
-    received: Received
-    email: Email
-    owner: str
-    attempts_before: int
-    started: float = field(default_factory=time.monotonic)
-    task: asyncio.Task[None] | None = None
-    calls: list[str] = field(default_factory=list)  # providers called so far, in order
-    record_failures: int = 0  # flushes in which Redis refused this record
+class _Backoff:
+    """One poller's pauses: after failures (receive or admit), and on an empty short poll."""
+
+    failures: int = 0
+    empty: int = 0
+
+    def failed(self) -> float:
+        self.failures += 1
+        return min(10.0, 0.2 * 2.0 ** min(self.failures, 6))
+
+    def idle(self, rng: random.Random) -> float:
+        self.empty += 1
+        return min(1.0, 0.05 * 2.0 ** min(self.empty, 5)) * rng.uniform(0.5, 1.0)
 
 
 class Worker:
@@ -75,13 +78,25 @@ class Worker:
         self.in_flight: dict[str, InFlight] = {}
         self.limit = AdaptiveLimit(policy)
         self.slots = Slots(self.limit.limit)
-        self.settler = Settler(self)
+        self.settler = Settler(ledger, router.store, queue, self._finished)
         self._stopping = asyncio.Event()
-        self._owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{self.rng.getrandbits(32):x}"
-        self._owners = itertools.count()
         self._lease = queue.visibility_timeout + 5.0
         self._taking_work = True
         self.ledger_gate = LedgerGate(ledger, self._stopping, self.rng)
+        owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{self.rng.getrandbits(32):x}"
+        self.claims = Claims(
+            policy,
+            ledger,
+            self.ledger_gate,
+            self.settler,
+            self.slots,
+            self.stats,
+            self.in_flight,
+            router.providers,
+            visibility_timeout=queue.visibility_timeout,
+            lease=self._lease,
+            owner_prefix=owner_prefix,
+        )
         self.journal = Journal(Path(policy.journal_path))
 
     def stop(self) -> None:
@@ -97,13 +112,15 @@ class Worker:
         await self.journal.replay(self.ledger, self.queue)
         async with asyncio.TaskGroup() as group:
             pollers = [group.create_task(self._poll_loop()) for _ in range(self.policy.pollers)]
-            heartbeat = group.create_task(keep_visible(self, self._lease))
-            limiting = group.create_task(adapt_limit(self))
+            heartbeat = group.create_task(
+                keep_visible(self.queue, self.ledger, self.in_flight, self._lease)
+            )
+            limiting = group.create_task(adapt_limit(self.limit, self.slots))
             settling = group.create_task(self.settler.run())
             await self._stopping.wait()
             # Long polls are let finish (a cancelled one can still take messages on the server
             # side, hiding them for a visibility timeout); what they bring is handed back.
-            await self._finish_sends(asyncio.gather(*pollers))
+            await finish_sends(self.in_flight, asyncio.gather(*pollers), self.policy.drain_seconds)
             await self._hand_back()
             heartbeat.cancel()
             limiting.cancel()
@@ -112,51 +129,58 @@ class Worker:
         log.info("worker_stopped", sent=self.stats.sent, released=self.stats.released)
 
     async def _poll_loop(self) -> None:
-        failures = empty = 0
+        backoff = _Backoff()
         while not self.stopping:
-            try:
-                can_take = await self._can_take_work()
-            except Exception as exc:  # a bug of ours: never end the loop (nor the worker)
-                failures += 1
-                await self._admit_failed(exc, [], failures)
-                continue
-            if not can_take:
-                await self._until_stopped(asyncio.sleep(self.router.wait_hint()))
-                continue
-            if not self.ledger_gate.is_open:
-                await self._until_stopped(self.ledger_gate.wait())
+            if not await self._may_receive(backoff):
                 continue
             room = await self._until_stopped(self.slots.acquire(SQS_BATCH))
             if room is None:
                 return
-            try:
-                batch = await self.queue.receive(room)
-                failures = 0
-            except Exception as exc:  # network or AWS error: back off, never crash the loop
-                self.slots.release(room)
-                failures += 1
-                log.warning("receive_failed", error=type(exc).__name__, detail=str(exc)[:200])
-                await self._until_stopped(asyncio.sleep(min(10.0, 0.2 * 2 ** min(failures, 6))))
-                continue
-            self.slots.release(room - len(batch))
+            batch = await self._receive(room, backoff)
             if self._stopping.is_set():  # stopped during the long poll: hand the batch back
                 self.slots.release(len(batch))
                 self.stats.released += len(batch)
                 self.settler.enqueue_visibility([(message, 0) for message in batch])
                 return
             if batch:
-                empty = 0
+                backoff.empty = 0
                 self.stats.received += len(batch)
-                admitted = self._decode_batch(batch)
+                admitted = self.claims.decode_batch(batch)
                 try:
                     await self._admit(admitted)
                 except Exception as exc:  # a bug of ours: hand the batch back, keep polling
-                    failures += 1
-                    await self._admit_failed(exc, admitted, failures)
+                    await self._admit_failed(exc, admitted, backoff)
             elif self.queue.wait_seconds == 0:  # short polls: an empty queue must not spin
-                empty += 1
-                pause = min(1.0, 0.05 * 2 ** min(empty, 5)) * self.rng.uniform(0.5, 1.0)
-                await self._until_stopped(asyncio.sleep(pause))
+                await self._until_stopped(asyncio.sleep(backoff.idle(self.rng)))
+
+    async def _may_receive(self, backoff: _Backoff) -> bool:
+        """Wait while no provider can take work or the ledger is away; True to receive now."""
+        try:
+            can_take = await self._can_take_work()
+        except Exception as exc:  # a bug of ours: never end the loop (nor the worker)
+            await self._admit_failed(exc, [], backoff)
+            return False
+        if not can_take:
+            await self._until_stopped(asyncio.sleep(self.router.wait_hint()))
+            return False
+        if not self.ledger_gate.is_open:
+            await self._until_stopped(self.ledger_gate.wait())
+            return False
+        return True
+
+    async def _receive(self, room: int, backoff: _Backoff) -> list[Received]:
+        """One receive of up to `room` messages; unused slots are given back. After a network
+        or AWS error: none, after a growing pause (never a crash of the loop)."""
+        try:
+            batch = await self.queue.receive(room)
+            backoff.failures = 0
+        except Exception as exc:
+            self.slots.release(room)
+            log.warning("receive_failed", error=type(exc).__name__, detail=str(exc)[:200])
+            await self._until_stopped(asyncio.sleep(backoff.failed()))
+            return []
+        self.slots.release(room - len(batch))
+        return batch
 
     async def _can_take_work(self) -> bool:
         """False while no provider can take a message (all open or throttled): then the worker
@@ -188,112 +212,21 @@ class Worker:
     async def _admit(self, admitted: list[tuple[InFlight, ClaimRequest]]) -> None:
         """Claim decoded messages (1 Redis trip), then start a send task per claimed message.
         An error from the ledger or the router comes before any is started or put back."""
-        if not admitted:
-            return
-        fresh = [entry for entry, _ in admitted]
-        try:
-            claims = await self.ledger.claim([request for _, request in admitted], self._lease)
-        except RedisError as exc:
-            log.warning("claim_failed", error=type(exc).__name__, count=len(fresh))
-            self.settler.enqueue_visibility([(e.received, 5) for e in fresh])
-            self.slots.release(len(fresh))
-            self.ledger_gate.close()  # nobody receives until Redis answers again
-            return
-        claimed = [
-            (e, c) for e, c in zip(fresh, claims, strict=True) if c.verdict is ClaimVerdict.CLAIMED
-        ]
+        claimed = await self.claims.claim(admitted)
         if claimed:
             await self.router.refresh()
-            routes = await self.router.plan(len(claimed), [e.email.size for e, _ in claimed])
-            for (entry, claim), route in zip(claimed, routes, strict=True):
-                self._start(entry, claim.attempts, route)
-        for entry, claim in zip(fresh, claims, strict=True):
-            if claim.verdict is not ClaimVerdict.CLAIMED:
-                self.slots.release(1)
-                self._unclaimed(entry, claim)
-
-    def _unclaimed(self, entry: InFlight, claim: Claim) -> None:
-        """Act on a message the ledger did not give us to send."""
-        if claim.verdict is ClaimVerdict.BUSY:
-            self.stats.busy += 1
-            self.settler.enqueue_visibility([(entry.received, max(1, round(claim.busy_for)))])
-        elif claim.verdict is ClaimVerdict.DEAD_LETTER:  # its DLQ copy may have failed
-            self.settler.enqueue_dead_letter([(entry.received, claim.reason)])
-        elif claim.verdict is ClaimVerdict.FAILED:  # Redis refused this one record
-            log.warning("claim_refused", id=entry.email.id, error=claim.reason)
-            receives = entry.received.receive_count
-            if receives >= self.policy.max_receives:
-                reason = f"max_receives {self.policy.max_receives} reached; last {claim.reason}"
-                self.settler.enqueue_dead_letter([(entry.received, reason)])
-            else:
-                self.settler.enqueue_visibility([(entry.received, min(300, 5 * receives))])
-        else:
-            self.stats.duplicates += 1
-            self.settler.enqueue_delete([entry.received])
+            routes = await self.router.plan(len(claimed), [e.email.size for e in claimed])
+            for entry, route in zip(claimed, routes, strict=True):
+                self._start(entry, route)
 
     async def _admit_failed(
-        self, exc: Exception, admitted: list[tuple[InFlight, ClaimRequest]], failures: int
+        self, exc: Exception, admitted: list[tuple[InFlight, ClaimRequest]], backoff: _Backoff
     ) -> None:
-        """After an unexpected error: hand back each message that did not start a send (its
-        claim released, visible again soon), then back off. Logs the error class only."""
-        waiting = [entry for entry, _ in admitted if entry.task is None]
-        log.warning("admit_failed", error=type(exc).__name__, count=len(waiting))
-        if waiting:
-            try:  # else a claim taken before the error holds its message until the lease ends
-                await self.ledger.extend([(e.email.id, e.owner) for e in waiting], 0)
-            except Exception as error:
-                log.warning("release_claims_failed", error=type(error).__name__)
-            self.slots.release(len(waiting))
-            self.settler.enqueue_visibility([(e.received, ADMIT_RETRY_SECONDS) for e in waiting])
-        await self._until_stopped(asyncio.sleep(min(10.0, 0.2 * 2 ** min(failures, 6))))
+        """After an unexpected error: hand the batch back, then back off."""
+        await self.claims.hand_back(exc, admitted)
+        await self._until_stopped(asyncio.sleep(backoff.failed()))
 
-    def _decode_batch(self, batch: list[Received]) -> list[tuple[InFlight, ClaimRequest]]:
-        """Each message's send entry and claim request. A message that fails here in any way
-        (a bug of ours included) is dead-lettered alone; the rest of the batch goes on."""
-        admitted: list[tuple[InFlight, ClaimRequest]] = []
-        for message in batch:
-            try:
-                entry = self._decode(message)
-                if entry is not None:
-                    email = entry.email
-                    request = ClaimRequest(email.id, entry.owner, email.batch_id, email.created_at)
-                    admitted.append((entry, request))
-            except MessageError as exc:
-                self._poison(message, exc)
-            except Exception as exc:
-                self._poison(message, MessageError("message", f"internal: {type(exc).__name__}"))
-        return admitted
-
-    def _poison(self, message: Received, error: MessageError) -> None:
-        """Dead-letter one message that cannot be sent. The log line and the DLQ reason carry
-        only the error's capped field name and fixed reason, never producer data."""
-        self.slots.release(1)
-        self.stats.poison += 1
-        log.warning("poison_message", sqs_id=message.sqs_id, field=error.field, reason=error.reason)
-        self.settler.enqueue_dead_letter([(message, f"invalid message: {error}")])
-
-    def _decode(self, message: Received) -> InFlight | None:
-        """A send entry for `message`, or None when it was dealt with here; raises
-        `MessageError` for a message that cannot be sent."""
-        email = decode(message.body)
-        held = self.in_flight.get(email.id)
-        if held is not None:  # this process is sending it already
-            self.slots.release(1)
-            if held.received.sqs_id == message.sqs_id:
-                held.received = message  # the newest receipt is the one SQS honours
-                self.stats.redelivered += 1
-            else:
-                self.stats.busy += 1
-                self.settler.enqueue_visibility([(message, self.queue.visibility_timeout)])
-            return None
-        if unfit(email, self.router.providers):
-            self.slots.release(1)
-            self.settler.enqueue_dead_letter([(message, "too large for every provider")])
-            return None
-        return InFlight(message, email, f"{self._owner_prefix}:{next(self._owners)}", 0)
-
-    def _start(self, entry: InFlight, attempts_before: int, route: Route) -> None:
-        entry.attempts_before = attempts_before
+    def _start(self, entry: InFlight, route: Route) -> None:
         self.in_flight[entry.email.id] = entry
         entry.task = asyncio.create_task(self._send(entry, route), name=f"send:{entry.email.id}")
 
@@ -333,33 +266,26 @@ class Worker:
         decision = bound_receives(decision, entry.received.receive_count, self.policy)
         self.settler.complete(entry, decision)
 
-    async def _finish_sends(self, pollers: asyncio.Future[list[None]]) -> None:
-        """Let in-flight sends finish for `drain_seconds`, then cancel the rest. A poller that
-        was admitting a batch when the stop came may still start sends: those are waited for
-        too, and the hand-back only begins once every poller has returned."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.policy.drain_seconds
-        log.info("draining", in_flight=len(self.in_flight), deadline_s=self.policy.drain_seconds)
-        while True:
-            sends = {e.task for e in self.in_flight.values() if e.task and not e.task.done()}
-            waiting = sends | ({pollers} if not pollers.done() else set())
-            if not waiting:
-                break
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                break
-            await asyncio.wait(waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
-        await pollers  # a long poll is let end; what it brings is handed back
-        late = [e.task for e in self.in_flight.values() if e.task and not e.task.done()]
-        for task in late:
-            task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
-
     async def _hand_back(self) -> None:
         """Record what finished; give every unfinished message back to the queue now. A send
         accepted but not recorded (Redis away) is never handed back: it is kept and journalled."""
         await self.settler.flush()
-        self.settler.keep_unrecorded(self.journal)
+        for entry in self.settler.keep_unrecorded(self.journal):
+            self._forget(entry)
         unfinished = list(self.in_flight.values())
         if unfinished:
             await self.settler.release(unfinished)
+            for entry in unfinished:
+                self._forget(entry)
+            self.stats.released += len(unfinished)
+
+    def _forget(self, entry: InFlight) -> None:
+        """This worker is done with `entry`: its slot is free."""
+        self.in_flight.pop(entry.email.id, None)
+        self.slots.release(1)
+
+    def _finished(self, done: list[Done]) -> None:
+        """The settler is done with these sends: free their slots and count them."""
+        for entry, decision, verdict in done:
+            self._forget(entry)
+            self.stats.settle(decision, verdict)

@@ -22,8 +22,8 @@ from dispatcher.health import Health, ResilientHealth
 from dispatcher.health_local import LocalHealth
 from dispatcher.health_model import Observation
 from dispatcher.ledger import Ledger
+from dispatcher.ledger_gate import LedgerGate
 from dispatcher.router import Router
-from dispatcher.upkeep import LedgerGate
 from providers.base import Status
 from providers.simulated import Simulated, SimulatedOptions
 from strategies import build_strategy

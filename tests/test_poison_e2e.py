@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
+import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
@@ -103,28 +104,36 @@ async def test_a_created_at_that_overflows_is_dead_lettered_and_the_worker_keeps
     assert orjson.loads(dead[0]["Body"])["id"] == "msg-00002"
 
 
-class ClaimFailsOnce(Ledger):
+def fail_first_claim(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     """The real ledger, except that the first claim raises after it has taken the claims (a
     bug of ours after the Redis round trip)."""
-
+    claim = ledger.claim
     failed = False
 
-    async def claim(self, requests: Sequence[ClaimRequest], lease_seconds: float) -> list[Claim]:
-        claims = await super().claim(requests, lease_seconds)
-        if not self.failed:
-            self.failed = True
+    async def claim_then_fail(requests: Sequence[ClaimRequest], lease: float) -> list[Claim]:
+        nonlocal failed
+        claims = await claim(requests, lease)
+        if not failed:
+            failed = True
             raise RuntimeError("a bug after the claim")
         return claims
 
+    monkeypatch.setattr(ledger, "claim", claim_then_fail)
+
 
 async def test_an_error_while_admitting_hands_the_batch_back_and_polling_goes_on(
-    sqs: Any, queues: QueuePair, redis: Redis, redis_url: str, sqs_endpoint: str
+    sqs: Any,
+    queues: QueuePair,
+    redis: Redis,
+    redis_url: str,
+    sqs_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ids = [f"msg-{i:05d}" for i in range(5)]
     await enqueue(sqs, queues.url, [email_doc(i) for i in range(5)])
 
     def fail_one_claim(worker: Worker) -> None:
-        worker.ledger = ClaimFailsOnce(redis, "t:", 3600)
+        fail_first_claim(worker.ledger, monkeypatch)
 
     async with FakeSendGrid() as sg:
         config = settings(queues.url, sqs_endpoint, redis_url, [sendgrid(sg)], pollers=1)

@@ -33,7 +33,7 @@ from bench.sim.clock import VirtualTime
 from bench.sim.providers import SendLog, VirtualProvider
 from bench.sim.scenarios import Scenario
 from dispatcher.app import tuning
-from dispatcher.concurrency import AdaptiveLimit
+from dispatcher.concurrency import LIMIT_INTERVAL_SECONDS, AdaptiveLimit
 from dispatcher.config import Settings, parse
 from dispatcher.delivery import Action, Decision, attempt
 from dispatcher.health import Health
@@ -41,7 +41,6 @@ from dispatcher.ledger import RecordStatus
 from dispatcher.message import Address, Email
 from dispatcher.router import Route, Router
 from dispatcher.slots import Slots
-from dispatcher.upkeep import LIMIT_INTERVAL_SECONDS
 from providers.base import Status
 from strategies import Circuit, build_strategy
 
@@ -270,7 +269,7 @@ class Simulation:
         self._unsettled -= 1
 
     async def _adjust_limit(self) -> None:
-        """As `dispatcher.upkeep.adapt_limit`: the limit moves on the last interval."""
+        """As `dispatcher.concurrency.adapt_limit`: the limit moves on the last interval."""
         self._slots.resize(self._limit.adjust(self._slots.take_peak()))
         self.time.call_at(self._next(self._limit_grid, self.time.now), self._adjust_limit)
 
