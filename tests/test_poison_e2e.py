@@ -72,8 +72,13 @@ def empty(sqs: Any, url: str) -> Callable[[], Any]:
     return check
 
 
-def reasons(dead: Sequence[Mapping[str, Any]]) -> list[str]:
-    return sorted(m["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"] for m in dead)
+def reasons(dead: Sequence[Mapping[str, Any]]) -> set[str]:
+    """The distinct reasons: SQS may deliver a message twice, so it may be dead-lettered twice."""
+    return {m["MessageAttributes"][REASON_ATTRIBUTE]["StringValue"] for m in dead}
+
+
+def dead_ids(dead: Sequence[Mapping[str, Any]]) -> set[str]:
+    return {orjson.loads(m["Body"])["id"] for m in dead}
 
 
 def sent_ids(fake: FakeSendGrid) -> list[str]:
@@ -87,7 +92,7 @@ async def test_a_created_at_that_overflows_is_dead_lettered_and_the_worker_keeps
     async with FakeSendGrid() as sg:
         config = settings(queues.url, sqs_endpoint, redis_url, [sendgrid(sg)])
         async with running_task(config) as (worker, task):
-            done = alive_and(task, lambda: worker.stats.poison == 1 and worker.stats.sent == 2)
+            done = alive_and(task, lambda: worker.stats.poison >= 1 and worker.stats.sent == 2)
             await eventually(done, 30, "poison dead-lettered, the others sent")
             await enqueue(sqs, queues.url, [email_doc(4)])  # the same worker takes more work
             await eventually(alive_and(task, lambda: worker.stats.sent == 3), 30, "one more sent")
@@ -97,11 +102,11 @@ async def test_a_created_at_that_overflows_is_dead_lettered_and_the_worker_keeps
     assert await records(redis, ["msg-00001", "msg-00003", "msg-00004"]) == {"SENT": 3}
     assert await records(redis, ["msg-00002"]) == {"missing": 1}  # never claimed
     dead = await drain_queue(sqs, queues.dlq_url)
-    assert reasons(dead) == [
+    assert reasons(dead) == {
         "invalid message: created_at: must be an ISO 8601 time or epoch "
         "seconds between 1970 and 9999"
-    ]
-    assert orjson.loads(dead[0]["Body"])["id"] == "msg-00002"
+    }
+    assert dead_ids(dead) == {"msg-00002"}
 
 
 def fail_first_claim(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -245,15 +250,14 @@ async def test_bad_headers_are_dead_lettered_and_no_log_line_carries_producer_te
         with capture_logs() as logs:
             async with running_task(config) as (worker, task):
                 stats = worker.stats
-                done = alive_and(task, lambda: (stats.poison, stats.sent) == (len(bad) + 1, 1))
+                done = alive_and(task, lambda: stats.poison >= len(bad) + 1 and stats.sent == 1)
                 await eventually(done, 30, "poison dead-lettered")
                 await eventually(empty(sqs, queues.url), 30, "queue empty")
     assert sent_ids(sg) == ["msg-00001"]
     dead = await drain_queue(sqs, queues.dlq_url)
-    dead_ids = sorted(orjson.loads(m["Body"])["id"] for m in dead)
-    assert dead_ids == sorted([d["id"] for d in bad] + ["msg-00019"])
+    assert dead_ids(dead) == {d["id"] for d in bad} | {"msg-00019"}
     poison = [e for e in logs if e["event"] == "poison_message"]
-    assert len(poison) == len(bad) + 1
+    assert len({line["sqs_id"] for line in poison}) == len(bad) + 1
     for line in poison:
         assert set(line) == {"event", "log_level", "sqs_id", "field", "reason"}
         assert len(line["field"]) <= 64
