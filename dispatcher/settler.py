@@ -20,7 +20,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from dispatcher.delivery import Action, Decision
-from dispatcher.health_model import Observation
+from dispatcher.health.base import Observation
 from dispatcher.journal import Journal
 from dispatcher.ledger import RecordStatus, Settlement, SettleVerdict
 from dispatcher.queue import MAX_VISIBILITY, Received
@@ -152,7 +152,7 @@ class Settler:
         if not observations:
             return
         try:
-            await self._worker.router.store.record(observations)
+            await self._worker.router.health.record(observations)
         except RedisError as exc:
             log.warning("health_record_failed", error=type(exc).__name__)
 
