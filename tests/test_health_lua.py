@@ -1,7 +1,7 @@
 """Provider health on a real Redis, under virtual time (the explicit `now` argument).
 
-The contract tests run against both stores: `Health` (the Lua scripts) and `MemoryHealth` (the
-per-process fallback), so the two state machines cannot drift apart. Redis-only tests follow:
+The contract tests run against both stores: `RedisHealth` (the Lua scripts) and `MemoryHealth`
+(the per-process fallback), so the two state machines cannot drift apart. Redis-only tests follow:
 one cluster slot, round trips, replicas sharing limits and permits, the Redis clock, fallback.
 """
 
