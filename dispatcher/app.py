@@ -19,8 +19,9 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from dispatcher.config import ConfigError, RoutingSettings, Settings
-from dispatcher.health import Health, ResilientHealth
-from dispatcher.health_local import LocalHealth
+from dispatcher.health.memory import MemoryHealth
+from dispatcher.health.redis import RedisHealth
+from dispatcher.health.resilient import ResilientHealth
 from dispatcher.ledger import Ledger
 from dispatcher.queue import SqsQueue, resolve_dead_letter_url
 from dispatcher.router import RATE_AHEAD_SECONDS, Router
@@ -141,7 +142,7 @@ async def warn_if_evicting(redis: Redis) -> None:
 async def health_store(settings: Settings, redis: Redis) -> ResilientHealth:
     """Shared health in Redis, falling back to per-process health while Redis is away. Its
     scripts are registered now, so that the first batch does not pay for it."""
-    shared = Health(
+    shared = RedisHealth(
         redis,
         settings.redis.key_prefix,
         settings.providers,
@@ -152,7 +153,7 @@ async def health_store(settings: Settings, redis: Redis) -> ResilientHealth:
         await shared.load_scripts()
     except (RedisError, OSError) as exc:  # unreachable now: loaded on first use instead
         log.warning("health_scripts_not_loaded", error=type(exc).__name__)
-    local = LocalHealth(settings.providers, settings.routing, ahead_seconds=RATE_AHEAD_SECONDS)
+    local = MemoryHealth(settings.providers, settings.routing, ahead_seconds=RATE_AHEAD_SECONDS)
     return ResilientHealth(shared, local)
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol
 
 from dispatcher.config import DispatchSettings
-from dispatcher.health_model import Observation, Permit
+from dispatcher.health.base import Observation, Permit
 from dispatcher.ledger import RecordStatus
 from dispatcher.message import Email
 from providers.base import Outcome, Provider, Status

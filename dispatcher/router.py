@@ -1,14 +1,14 @@
-"""Routing: the shared health snapshot, the strategy's order, and admission to each provider.
+"""Routing: a cached health snapshot, the strategy's order for each message, and this process's
+sends in flight.
 
 Per receive batch the router reads one health snapshot (at most every `refresh_seconds`), asks
-the strategy for an order per message, and reserves what the first choices need in one round
-trip each: probe permits for half-open providers, tokens for rate-limited ones (a probe's only
-once it has its permit); a permit left unused is handed back in one more trip. A failover
-send is admitted only to a closed circuit, taking its rate token then (failures are rare).
-Every route carries the breaker generations it was planned under, and each answer is recorded
-with its provider's, so an answer routed before a breaker last moved cannot move it again.
-A provider this process has just seen fail `consecutive_failures` times in a row is held back
-before the shared breaker hears of it (`dispatcher.fast_trip`).
+the strategy for an order per message, and books what the first choices need in one round trip
+(`reserve`: probe permits for half-open providers, then tokens for rate-limited ones); a permit
+left unused is handed back in one more trip. A failover send is admitted only to a closed
+circuit, taking its rate token then (failures are rare). Every route carries the breaker
+generations it was planned under, and each answer is recorded with its provider's, so an answer
+routed before a breaker last moved cannot move it again. Whether a provider may take a send is
+`dispatcher.health.base.blocks`, for every caller; the local fast trip lives in the health.
 """
 
 from __future__ import annotations
@@ -18,19 +18,21 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 from dispatcher.config import ProviderSettings
-from dispatcher.fast_trip import FastTrip
-from dispatcher.health import booked_delays
-from dispatcher.health_model import (
-    HealthStore,
+from dispatcher.health.base import (
+    FOR_FAILOVER,
+    FOR_TOKEN_WAIT,
     Observation,
     Permit,
     ProviderHealth,
+    available,
     rate_params,
-    routing_snapshot,
 )
+from dispatcher.health.resilient import ResilientHealth
+from dispatcher.health.rules import booked_delays
+from dispatcher.health.view import routing_snapshot
 from dispatcher.wait_hint import WaitHint
 from providers.base import Outcome, Provider
 from strategies.base import Circuit, HealthSnapshot, Strategy
@@ -62,29 +64,26 @@ class Router:
         strategy: Strategy,
         providers: Sequence[Provider],
         settings: Sequence[ProviderSettings],
-        store: HealthStore,
+        health: ResilientHealth,
         rng: random.Random,
         refresh_seconds: float = 0.1,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._strategy = strategy
+        self._strategy, self._rng, self._monotonic = strategy, rng, monotonic
         self._by_name = {p.name: p for p in providers}
-        self._settings = tuple(settings)
+        self._settings = {s.name: s for s in settings}
+        self._configured = tuple(settings)
         self._intervals = {  # seconds between two sends, for rate-limited providers
             s.name: rate[0] / 1000 for s in settings if (rate := rate_params(s)) is not None
         }
-        self._limited = set(self._intervals)
         self._token_queues: dict[str, asyncio.Lock] = {}
-        self.store = store
-        self._rng = rng
-        self._monotonic = monotonic
+        self.health = health
         self._report: dict[str, ProviderHealth] = {}
         self._read_at = float("-inf")
-        self._hint = WaitHint(refresh_seconds, self._intervals, monotonic)
+        self._hint = WaitHint(refresh_seconds, self._settings, monotonic)
         self._sequence = 0
         self.in_flight: Counter[str] = Counter()
         self._started_sum: dict[str, float] = {}  # per provider: the start times in flight
-        self._fast_trip = FastTrip(settings)
 
     @property
     def providers(self) -> tuple[Provider, ...]:
@@ -95,24 +94,21 @@ class Router:
         `refresh_seconds`, or while waiting for a probe permit, than that wait (so that the
         pollers of one process share one read)."""
         if force or self._monotonic() - self._read_at >= self._hint.probe_wait(self._read_at):
-            self._report = await self.store.snapshot()
+            self._report = await self.health.snapshot()
             self._read_at = self._monotonic()
-            self._fast_trip.sync(self._report)
         snapshot = self.snapshot()
         self._hint.note(self._report, bool(snapshot.eligible()))
         return snapshot
 
     def snapshot(self) -> HealthSnapshot:
-        snapshot = routing_snapshot(
-            self._report, self._settings, self.in_flight, self._sequence, self.pending_ms()
+        return routing_snapshot(
+            self._report,
+            self._configured,
+            self.in_flight,
+            self._sequence,
+            self.pending_ms(),
+            self.health.held(),
         )
-        held = self._fast_trip.held(self._monotonic())
-        if not held:
-            return snapshot
-        views = tuple(
-            replace(v, available=False) if v.name in held else v for v in snapshot.providers
-        )
-        return replace(snapshot, providers=views)
 
     def begin(self, provider: str) -> float:
         """Count a send to `provider` as in flight; returns its start time for `end`."""
@@ -141,7 +137,7 @@ class Router:
 
     def wait_hint(self) -> float:
         """Seconds until some provider may take work again (`dispatcher.wait_hint`)."""
-        return self._hint.seconds(self._report, self._fast_trip.ends(self._monotonic()))
+        return self._hint.seconds(self._report, self.health.held())
 
     async def plan(self, count: int, sizes: Sequence[int] = ()) -> list[Route]:
         """Orders for `count` messages, with their first choices' permits and tokens. Given
@@ -151,17 +147,20 @@ class Router:
         circuits = {v.name: v.circuit for v in snapshot.providers}
         routes = self._orders(snapshot, count, sizes)
         firsts = Counter(r.order[0].name for r in routes if r.order)
-        probes = {n: k for n, k in firsts.items() if circuits.get(n) is Circuit.HALF_OPEN}
-        grants = await self.store.acquire_permits(probes) if probes else {}
-        permits = {n: list(g.permits) for n, g in grants.items()}
-        # A probe needs a token only once it has a permit.
-        wants = {n: len(permits.get(n, ())) if n in probes else k for n, k in firsts.items()}
-        tokens = await self._tokens({n: k for n, k in wants.items() if k and n in self._limited})
+        probes = {n for n in firsts if circuits.get(n) is Circuit.HALF_OPEN}
+        needed = probes or self._intervals.keys() & firsts.keys()
+        booked = await self.health.reserve(firsts, probes) if needed else {}
+        permits = {n: list(b.permits) for n, b in booked.items() if n in probes}
+        tokens = {
+            n: booked_delays(b.rate, self._intervals[n])
+            for n, b in booked.items()
+            if n in self._intervals
+        }
         for route in routes:
-            self._reserve(route, circuits, permits, tokens)
+            self._claim(route, permits, tokens)
         unused = [p for left in permits.values() for p in left]
         if unused:
-            await self.store.release(unused)
+            await self.health.release(unused)
         return routes
 
     def _orders(self, snapshot: HealthSnapshot, count: int, sizes: Sequence[int]) -> list[Route]:
@@ -182,66 +181,46 @@ class Router:
         return routes
 
     def _out_of_tokens(self) -> list[str]:
-        """The rate-limited providers that lack only a token: enabled, closed, not throttled
-        and not held back."""
-        held = self._fast_trip.held(self._monotonic())
+        """The enabled rate-limited providers that lack only a token."""
+        held = self.health.held()
         return [
-            s.name
-            for s in self._settings
-            if s.name in self._limited
+            name
+            for name, s in self._settings.items()
+            if name in self._intervals
             and s.weight > 0
-            and s.name not in held
-            and (h := self._report.get(s.name)) is not None
-            and h.circuit is Circuit.CLOSED
-            and not (h.throttled_until is not None and h.throttled_until > h.at)
+            and (h := self._report.get(name)) is not None
+            and available(h, s, name in held, FOR_TOKEN_WAIT)
         ]
 
-    def _reserve(
-        self,
-        route: Route,
-        circuits: dict[str, Circuit],
-        permits: dict[str, list[Permit]],
-        tokens: dict[str, list[float]],
+    def _claim(
+        self, route: Route, permits: dict[str, list[Permit]], tokens: dict[str, list[float]]
     ) -> None:
         """Take the first choice's permit and token from the pools, or drop that choice. A
         permit is taken only with its token: one left in the pool is released by `plan`."""
         if not route.order:
             return
         first = route.order[0].name
-        probe = circuits.get(first) is Circuit.HALF_OPEN
-        if probe and not permits.get(first):
+        if first in permits and not permits[first]:
             route.order.pop(0)  # no probe slot left: the fallbacks take it
             return
-        if first in self._limited:
-            due = tokens.get(first)
-            if not due:
+        if first in tokens:
+            if not tokens[first]:
                 if len(route.order) > 1:
                     route.order.pop(0)  # no token now or soon: the fallbacks take it
                 # else no fallback: the send waits for a token at admission (see `admit`)
                 return
-            route.delay = due.pop(0)
-        if probe:
+            route.delay = tokens[first].pop(0)
+        if first in permits:
             route.permit = permits[first].pop()
         route.first_admitted = True
 
-    async def _tokens(self, wants: dict[str, int]) -> dict[str, list[float]]:
-        """Per provider, the seconds until each token granted is due, earliest first (a store
-        may book tokens a little ahead: the send then waits for its turn in process)."""
-        if not wants:
-            return {}
-        grants = await self.store.take(wants)
-        return {n: booked_delays(g, self._intervals[n]) for n, g in grants.items()}
-
     async def admit(self, provider: str) -> bool:
         """May a failover send go to `provider` now? Closed circuits only, within its rate."""
-        health = self._report.get(provider)
-        if health is not None and health.circuit is not Circuit.CLOSED:
+        health, held = self._report.get(provider), provider in self.health.held()
+        settings = self._settings[provider]
+        if held or (health is not None and not available(health, settings, False, FOR_FAILOVER)):
             return False
-        if provider in self._fast_trip.held(self._monotonic()):
-            return False
-        if provider not in self._limited:
-            return True
-        return await self._await_token(provider)
+        return provider not in self._intervals or await self._await_token(provider)
 
     async def _await_token(self, provider: str) -> bool:
         """Wait, up to MAX_TOKEN_WAIT_SECONDS, for a rate token: a message in hand waits its
@@ -262,7 +241,7 @@ class Router:
         """Take one token, booked ahead if need be; the seconds until it is due."""
         interval = self._intervals[provider]
         while True:
-            grant = (await self.store.take({provider: 1}))[provider]
+            grant = (await self.health.take({provider: 1}))[provider]
             due = booked_delays(grant, interval)
             if due:
                 return due[0]
@@ -273,10 +252,9 @@ class Router:
     def observe(self, outcome: Outcome, permit: Permit | None, generation: int) -> Observation:
         """The observation to record for one answer, under the breaker generation its send was
         routed with (a probe's permit carries its own): an answer routed before the breaker
-        last moved must not move it again. Also counted here at once, for the fast trip."""
-        self._fast_trip.note(outcome, self._monotonic())
-        return Observation.of(outcome, permit.generation if permit else generation, permit)
+        last moved must not move it again. (The health's fast trip counts it at once.)"""
+        return self.health.observe(outcome, permit, permit.generation if permit else generation)
 
     async def release(self, permit: Permit) -> None:
         """Hand back a probe permit whose send did not happen."""
-        await self.store.release([permit])
+        await self.health.release([permit])

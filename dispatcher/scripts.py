@@ -26,11 +26,12 @@ def _lua(name: str) -> str:
 
 
 class LuaScript:
-    """One script, with the shared prelude (`lua/_clock.lua`: the `clock(now)` helper)."""
+    """One script, after the shared preludes: always `lua/_clock.lua` (the `clock(now)` helper),
+    then the ones named in `preludes` (`_breaker`, `_gcra`: rules several scripts share)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *preludes: str) -> None:
         self.name = name
-        self.source = _lua("_clock") + _lua(name)
+        self.source = "".join(_lua(part) for part in ("_clock", *preludes, name))
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
     def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | int]) -> None:

@@ -19,7 +19,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from dispatcher.delivery import Action, Decision
-from dispatcher.health_model import HealthStore, Observation
+from dispatcher.health.base import HealthStore, Observation
 from dispatcher.in_flight import InFlight
 from dispatcher.journal import Journal
 from dispatcher.ledger import Ledger, RecordStatus, Settlement, SettleVerdict

@@ -16,8 +16,9 @@ from redis.asyncio import Redis
 
 from dispatcher.app import tuning
 from dispatcher.config import Settings
-from dispatcher.health import Health
-from dispatcher.health_model import ProviderHealth, routing_snapshot
+from dispatcher.health.base import ProviderHealth
+from dispatcher.health.redis import RedisHealth
+from dispatcher.health.view import routing_snapshot
 from strategies import HealthSnapshot, build_strategy
 
 SAMPLES = 2000
@@ -26,7 +27,7 @@ SAMPLES = 2000
 async def read_status(settings: Settings) -> list[dict[str, Any]]:
     redis = Redis.from_url(settings.redis.url)
     try:
-        report = await Health(
+        report = await RedisHealth(
             redis, settings.redis.key_prefix, settings.providers, settings.routing
         ).snapshot()
     finally:

@@ -78,7 +78,7 @@ class Worker:
         self.in_flight: dict[str, InFlight] = {}
         self.limit = AdaptiveLimit(policy)
         self.slots = Slots(self.limit.limit)
-        self.settler = Settler(ledger, router.store, queue, self._finished)
+        self.settler = Settler(ledger, router.health, queue, self._finished)
         self._stopping = asyncio.Event()
         self._lease = queue.visibility_timeout + 5.0
         self._taking_work = True

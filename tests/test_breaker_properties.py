@@ -1,4 +1,4 @@
-"""Property tests of the breaker state machine, driven through the real Lua and `LocalHealth` at
+"""Property tests of the breaker state machine, driven through the real Lua and `MemoryHealth` at
 once: for any sequence of outcomes, permit requests, crashed probes and time advances,
 
 - both stores agree on every breaker field (the in-process fallback is the same machine);
@@ -33,9 +33,9 @@ from hypothesis.stateful import (
 from redis.asyncio import Redis
 
 from dispatcher.config import BreakerSettings, ProviderSettings, RoutingSettings
-from dispatcher.health import Health
-from dispatcher.health_local import LocalHealth
-from dispatcher.health_model import HealthStore, Observation, Permit, ProviderHealth
+from dispatcher.health.base import HealthStore, Observation, Permit, ProviderHealth
+from dispatcher.health.memory import MemoryHealth
+from dispatcher.health.redis import RedisHealth
 from providers.base import Status
 from providers.simulated import SimulatedOptions
 from strategies.base import Circuit
@@ -86,8 +86,8 @@ class BreakerMachine(RuleBasedStateMachine):
         self.clock = Clock()
         prefix = f"prop{next(_examples)}:"
         self.stores: tuple[HealthStore, HealthStore] = (
-            Health(self.client, prefix, PROVIDERS, ROUTING, self.clock, random.Random(3)),
-            LocalHealth(PROVIDERS, ROUTING, self.clock, random.Random(3)),
+            RedisHealth(self.client, prefix, PROVIDERS, ROUTING, self.clock, random.Random(3)),
+            MemoryHealth(PROVIDERS, ROUTING, self.clock, random.Random(3)),
         )
         self.held: list[Permit] = []  # probes in flight
         self.leases: dict[str, float] = {}  # every permit granted -> lease expiry

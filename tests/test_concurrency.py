@@ -10,7 +10,8 @@ import pytest
 
 from dispatcher.concurrency import AdaptiveLimit
 from dispatcher.config import ConfigError, DispatchSettings
-from dispatcher.health_model import ProviderHealth, routing_snapshot
+from dispatcher.health.base import ProviderHealth
+from dispatcher.health.view import routing_snapshot
 from dispatcher.slots import Slots
 from providers.base import Outcome, Status
 from tests.conftest import QueuePair

@@ -3,7 +3,7 @@
 `tests.tcp_proxy.TcpProxy` sits between the worker and a real redis-server. The ledger lives in
 Redis too, so while it is cut no message may be claimed (they wait on the queue), sends already
 under way are recorded once it returns, and routing health falls back to per-process state
-(`ResilientHealth` -> `LocalHealth`), saying so once, not per message, and reconnects.
+(`ResilientHealth` -> `MemoryHealth`), saying so once, not per message, and reconnects.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -24,9 +24,8 @@ from redis.exceptions import RedisError
 from structlog.testing import capture_logs
 
 from dispatcher.devstack import RedisServer, queue_depth
-from dispatcher.health import Health, ResilientHealth
-from dispatcher.health_local import LocalHealth
-from dispatcher.health_model import (
+from dispatcher.health.base import (
+    Booking,
     HealthStore,
     Observation,
     Permit,
@@ -34,6 +33,9 @@ from dispatcher.health_model import (
     ProviderHealth,
     RateGrant,
 )
+from dispatcher.health.memory import MemoryHealth
+from dispatcher.health.redis import RedisHealth
+from dispatcher.health.resilient import ResilientHealth
 from providers.base import Status
 from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
@@ -95,6 +97,12 @@ class Counting:
         self.calls += 1
         return await self.inner.take(wants)
 
+    async def reserve(
+        self, firsts: Mapping[str, int], probes: Collection[str]
+    ) -> dict[str, Booking]:
+        self.calls += 1
+        return await self.inner.reserve(firsts, probes)
+
 
 async def test_degraded_health_probes_one_call_at_a_time_backs_off_and_warns_once_a_period(
     redis_server: RedisServer, redis_url: str
@@ -102,10 +110,10 @@ async def test_degraded_health_probes_one_call_at_a_time_backs_off_and_warns_onc
     ticks = [0.0]
     async with TcpProxy("127.0.0.1", redis_server.port) as proxy:
         client = fail_fast(proxy.port)
-        shared = Counting(Health(client, "t:", PROVIDERS, ROUTING))
+        shared = Counting(RedisHealth(client, "t:", PROVIDERS, ROUTING))
         store = ResilientHealth(
             shared,
-            LocalHealth(PROVIDERS, ROUTING),
+            MemoryHealth(PROVIDERS, ROUTING),
             4.0,
             lambda: ticks[0],
             warn_seconds=30.0,
@@ -196,7 +204,7 @@ async def test_a_redis_outage_holds_messages_records_late_sends_and_reconnects(
         )
         with capture_logs() as logs:
             async with running(config) as worker:
-                store = worker.router.store
+                store = worker.router.health
                 assert isinstance(store, ResilientHealth)
                 await eventually(lambda: worker.stats.sent == len(before), 60, "first sends")
                 assert not store.degraded

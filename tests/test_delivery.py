@@ -9,7 +9,7 @@ import pytest
 
 from dispatcher.config import DispatchSettings
 from dispatcher.delivery import Action, attempt, backoff
-from dispatcher.health_model import Observation, Permit
+from dispatcher.health.base import Observation, Permit
 from dispatcher.ledger import RecordStatus
 from dispatcher.message import Address, Email
 from dispatcher.router import Route

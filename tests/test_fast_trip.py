@@ -7,9 +7,10 @@ import random
 from redis.asyncio import Redis
 
 from dispatcher.config import Settings
-from dispatcher.fast_trip import FastTrip
-from dispatcher.health import Health
-from dispatcher.health_model import Observation
+from dispatcher.health.base import Observation
+from dispatcher.health.memory import MemoryHealth
+from dispatcher.health.redis import RedisHealth
+from dispatcher.health.resilient import FastTrip, ResilientHealth
 from dispatcher.router import Router
 from providers.base import Outcome, Status
 from providers.options import expect
@@ -37,7 +38,9 @@ def router_on(redis: Redis, redis_url: str, clock: list[float]) -> Router:
         Simulated(p.name, p.timeout_seconds, expect(p.options, SimulatedOptions))
         for p in conf.providers
     ]
-    health = Health(redis, "t:", conf.providers, conf.routing, clock=lambda: clock[0])
+    shared = RedisHealth(redis, "t:", conf.providers, conf.routing, clock=lambda: clock[0])
+    local = MemoryHealth(conf.providers, conf.routing, clock=lambda: clock[0])
+    health = ResilientHealth(shared, local, monotonic=lambda: clock[0])
     return Router(
         build_strategy("round_robin", Tuning()),
         providers,
@@ -82,7 +85,7 @@ async def test_the_router_holds_a_failing_provider_before_the_shared_breaker_hea
     assert 0.1 <= router.wait_hint() <= 2.0
     # The shared breaker hears of it (the settler records the failures) and opens: from then
     # on the shared state decides, and its half-open probes wake the pollers quickly.
-    await router.store.record([Observation("a", Status.DOWN, 0.01)] * 3)
+    await router.health.record([Observation("a", Status.DOWN, 0.01)] * 3)
     snapshot = await router.refresh(force=True)
     assert snapshot.providers[0].circuit is Circuit.OPEN
     clock[0] += 2.5  # past open_seconds: half-open

@@ -18,9 +18,10 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatcher.devstack import RedisServer, queue_depth
-from dispatcher.health import Health, ResilientHealth
-from dispatcher.health_local import LocalHealth
-from dispatcher.health_model import Observation
+from dispatcher.health.base import Observation
+from dispatcher.health.memory import MemoryHealth
+from dispatcher.health.redis import RedisHealth
+from dispatcher.health.resilient import ResilientHealth
 from dispatcher.ledger import Ledger
 from dispatcher.ledger_gate import LedgerGate
 from dispatcher.router import Router
@@ -68,8 +69,8 @@ async def test_an_error_reply_falls_back_to_local_health_instead_of_raising(
     faulty: Redis, name: str
 ) -> None:
     clock, ticks = Clock(), [0.0]
-    shared = Health(faulty, "t:", PROVIDERS, ROUTING, clock)
-    store = ResilientHealth(shared, LocalHealth(PROVIDERS, ROUTING, clock), 5.0, lambda: ticks[0])
+    shared = RedisHealth(faulty, "t:", PROVIDERS, ROUTING, clock)
+    store = ResilientHealth(shared, MemoryHealth(PROVIDERS, ROUTING, clock), 5.0, lambda: ticks[0])
     router = Router(
         build_strategy("priority"),
         [Simulated(p.name, p.timeout_seconds, SimulatedOptions()) for p in PROVIDERS],
@@ -127,7 +128,7 @@ async def test_a_worker_rides_out_a_redis_that_refuses_writes(
         config = settings(queues.url, sqs_endpoint, faulty_server.url, [sendgrid(sg)])
         await enqueue(sqs, queues.url, [email_doc(i) for i in range(len(ids))])
         async with running(config) as worker:
-            store = worker.router.store
+            store = worker.router.health
             assert isinstance(store, ResilientHealth)
             await eventually(lambda: store.degraded, 30, "health degraded")
             await eventually(lambda: not worker.ledger_gate.is_open, 30, "ledger gate closed")

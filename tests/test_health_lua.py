@@ -1,7 +1,7 @@
 """Provider health on a real Redis, under virtual time (the explicit `now` argument).
 
-The contract tests run against both stores: `Health` (the Lua scripts) and `LocalHealth` (the
-per-process fallback), so the two state machines cannot drift apart. Redis-only tests follow:
+The contract tests run against both stores: `RedisHealth` (the Lua scripts) and `MemoryHealth`
+(the per-process fallback), so the two state machines cannot drift apart. Redis-only tests follow:
 one cluster slot, round trips, replicas sharing limits and permits, the Redis clock, fallback.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import math
 import random
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,10 +22,9 @@ from structlog.testing import capture_logs
 
 from dispatcher import keys
 from dispatcher.config import BreakerSettings, ProviderSettings, RoutingSettings
-from dispatcher.health import SCRIPTS, Health, ResilientHealth
-from dispatcher.health_local import LocalHealth
-from dispatcher.health_model import (
+from dispatcher.health.base import (
     HIST_BOUNDS_MS,
+    Booking,
     HealthStore,
     Observation,
     Permit,
@@ -34,9 +33,11 @@ from dispatcher.health_model import (
     RateGrant,
     hist_bucket,
     percentile,
-    routing_snapshot,
-    view,
 )
+from dispatcher.health.memory import MemoryHealth
+from dispatcher.health.redis import SCRIPTS, RedisHealth
+from dispatcher.health.resilient import ResilientHealth
+from dispatcher.health.view import routing_snapshot, view
 from providers.base import Outcome, Status
 from providers.simulated import SimulatedOptions
 from strategies.base import Circuit
@@ -97,7 +98,7 @@ def obs(
     permit: Permit | None = None,
     retry_after: float | None = None,
 ) -> Observation:
-    """One outcome by its class letter: S R T D A M (see dispatcher.health_model)."""
+    """One outcome by its class letter: S R T D A M (see dispatcher.health.base)."""
     return Observation(
         provider,
         STATUS[kind],
@@ -134,8 +135,8 @@ async def make(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[Ma
     ) -> HealthStore:
         rng = rng or random.Random(7)
         if client is None:
-            return LocalHealth(providers, ROUTING, clock, rng)
-        return Health(client, "t:", providers, ROUTING, clock, rng)
+            return MemoryHealth(providers, ROUTING, clock, rng)
+        return RedisHealth(client, "t:", providers, ROUTING, clock, rng)
 
     yield build
     if client is not None:
@@ -555,7 +556,7 @@ def counting_client(url: str) -> tuple[Redis, list[list[str]]]:
 async def test_each_call_is_one_round_trip_of_evalsha(redis_url: str, clock: Clock) -> None:
     client, trips = counting_client(redis_url)
     try:
-        store = Health(client, "t:", PROVIDERS, ROUTING, clock, random.Random(1))
+        store = RedisHealth(client, "t:", PROVIDERS, ROUTING, clock, random.Random(1))
         await store.load_scripts()
         await client.ping()
         counts = {}
@@ -579,7 +580,7 @@ async def test_each_call_is_one_round_trip_of_evalsha(redis_url: str, clock: Clo
 
 
 async def test_scripts_are_reloaded_after_a_flush(redis: Redis, clock: Clock) -> None:
-    store = Health(redis, "t:", PROVIDERS, ROUTING, clock)
+    store = RedisHealth(redis, "t:", PROVIDERS, ROUTING, clock)
     await store.load_scripts()
     await redis.script_flush()
     await store.record([obs("S")])
@@ -592,7 +593,7 @@ async def field_names(redis: Redis, key: str) -> list[str]:
 
 
 async def test_record_prunes_expired_buckets_and_sets_expiry(redis: Redis, clock: Clock) -> None:
-    store = Health(redis, "t:", PROVIDERS, ROUTING, clock)
+    store = RedisHealth(redis, "t:", PROVIDERS, ROUTING, clock)
     await store.record(many("SD"))
     window = keys.health_window("t:", "a")
     assert any(f.startswith("1800000000:") for f in await field_names(redis, window))
@@ -604,7 +605,7 @@ async def test_record_prunes_expired_buckets_and_sets_expiry(redis: Redis, clock
 
 
 async def test_two_replicas_share_one_rate_limit(redis: Redis, clock: Clock) -> None:
-    replicas = [Health(redis, "t:", PROVIDERS, ROUTING, clock) for _ in range(2)]
+    replicas = [RedisHealth(redis, "t:", PROVIDERS, ROUTING, clock) for _ in range(2)]
     granted = 0
     for step in range(1000):
         granted += (await replicas[step % 2].take({"b": 2}))["b"].granted
@@ -615,7 +616,7 @@ async def test_two_replicas_share_one_rate_limit(redis: Redis, clock: Clock) -> 
 async def test_concurrent_replicas_never_hold_more_permits_than_allowed(
     redis: Redis, clock: Clock
 ) -> None:
-    replicas = [Health(redis, "t:", PROVIDERS, ROUTING, clock) for _ in range(8)]
+    replicas = [RedisHealth(redis, "t:", PROVIDERS, ROUTING, clock) for _ in range(8)]
     await trip(replicas[0], clock)
     await half_open(replicas[0], clock)
     grants = await asyncio.gather(*(r.acquire_permits({"a": 2}) for r in replicas))
@@ -623,7 +624,7 @@ async def test_concurrent_replicas_never_hold_more_permits_than_allowed(
 
 
 async def test_the_redis_clock_is_used_without_an_explicit_now(redis: Redis) -> None:
-    store = Health(redis, "t:", PROVIDERS, ROUTING)
+    store = RedisHealth(redis, "t:", PROVIDERS, ROUTING)
     await store.record([obs("S", latency=0.1), obs("T", retry_after=5)])
     a = await health(store)
     seconds, micros = await redis.time()
@@ -657,15 +658,20 @@ class Switch:
     async def take(self, wants: Mapping[str, int]) -> dict[str, RateGrant]:
         return await self._store().take(wants)
 
+    async def reserve(
+        self, firsts: Mapping[str, int], probes: Collection[str]
+    ) -> dict[str, Booking]:
+        return await self._store().reserve(firsts, probes)
+
 
 async def test_resilient_health_falls_back_once_and_restores(redis: Redis, clock: Clock) -> None:
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     ticks = [0.0]
     switch = Switch(
-        Health(redis, "t:", PROVIDERS, ROUTING, clock),
-        Health(dead, "t:", PROVIDERS, ROUTING, clock),
+        RedisHealth(redis, "t:", PROVIDERS, ROUTING, clock),
+        RedisHealth(dead, "t:", PROVIDERS, ROUTING, clock),
     )
-    store = ResilientHealth(switch, LocalHealth(PROVIDERS, ROUTING, clock), 5.0, lambda: ticks[0])
+    store = ResilientHealth(switch, MemoryHealth(PROVIDERS, ROUTING, clock), 5.0, lambda: ticks[0])
     try:
         with capture_logs() as logs:
             await store.record(many("DDD"))

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -17,7 +17,8 @@ from structlog.testing import capture_logs
 from dispatcher.app import open_worker
 from dispatcher.config import Settings
 from dispatcher.devstack import queue_depth
-from dispatcher.health_model import (
+from dispatcher.health.base import (
+    Booking,
     HealthStore,
     Observation,
     Permit,
@@ -188,6 +189,11 @@ class SnapshotFailsOnce:
     async def take(self, wants: Mapping[str, int]) -> dict[str, RateGrant]:
         return await self._inner.take(wants)
 
+    async def reserve(
+        self, firsts: Mapping[str, int], probes: Collection[str]
+    ) -> dict[str, Booking]:
+        return await self._inner.reserve(firsts, probes)
+
 
 async def test_an_error_while_refreshing_the_router_does_not_stop_polling(
     sqs: Any, queues: QueuePair, redis: Redis, redis_url: str, sqs_endpoint: str
@@ -195,7 +201,7 @@ async def test_an_error_while_refreshing_the_router_does_not_stop_polling(
     await enqueue(sqs, queues.url, [email_doc(1), email_doc(2)])
 
     def fail_one_snapshot(worker: Worker) -> None:
-        worker.router.store = SnapshotFailsOnce(worker.router.store)
+        worker.router.health.shared = SnapshotFailsOnce(worker.router.health.shared)
 
     async with FakeSendGrid() as sg:
         config = settings(queues.url, sqs_endpoint, redis_url, [sendgrid(sg)], pollers=1)

@@ -20,8 +20,10 @@ from redis.asyncio import Redis
 from dispatcher import keys
 from dispatcher.config import BreakerSettings, DispatchSettings, ProviderSettings
 from dispatcher.delivery import attempt
-from dispatcher.health import Health
-from dispatcher.health_model import Observation
+from dispatcher.health.base import Observation
+from dispatcher.health.memory import MemoryHealth
+from dispatcher.health.redis import RedisHealth
+from dispatcher.health.resilient import ResilientHealth
 from dispatcher.message import Address, Email
 from dispatcher.router import Router
 from providers import open_providers
@@ -69,16 +71,17 @@ def router_of(
     redis: Redis, clock: Clock, providers: Sequence[Provider], settings: Sequence[ProviderSettings]
 ) -> Router:
     """`priority` over `providers` (first is preferred), health in Redis, all on `clock`."""
-    store = Health(redis, "t:", settings, ROUTING, clock, random.Random(5))
+    shared = RedisHealth(redis, "t:", settings, ROUTING, clock, random.Random(5))
+    store = ResilientHealth(shared, MemoryHealth(settings, ROUTING, clock), monotonic=clock)
     strategy = build_strategy("priority")
     return Router(strategy, providers, settings, store, random.Random(1), monotonic=clock)
 
 
 async def half_open(router: Router, clock: Clock, name: str = "a") -> int:
     """Trip `name` with failures in a row, let its open period pass; its new generation."""
-    await router.store.record([Observation(name, Status.DOWN, 0.01)] * 3)
+    await router.health.record([Observation(name, Status.DOWN, 0.01)] * 3)
     clock.now += BREAKER.open_seconds * 1.3  # past the jittered open period
-    health = (await router.store.snapshot())[name]
+    health = (await router.health.snapshot())[name]
     assert health.circuit is Circuit.HALF_OPEN
     return health.generation
 
@@ -98,8 +101,8 @@ async def test_a_late_failure_routed_while_closed_leaves_a_half_open_breaker_alo
     generation = await half_open(router, clock)  # meanwhile it trips and goes half-open
     await router.refresh(force=True)
     decision = await attempt(EMAIL, route, router, 0, POLICY, random.Random(1))
-    await router.store.record(decision.observations)
-    health = (await router.store.snapshot())["a"]
+    await router.health.record(decision.observations)
+    health = (await router.health.snapshot())["a"]
     assert (health.circuit, health.generation) == (Circuit.HALF_OPEN, generation)
 
 
@@ -113,8 +116,8 @@ async def test_a_stale_success_does_not_close_a_half_open_breaker_a_probe_does(
     generation = await half_open(router, clock)
     await router.refresh(force=True)
     decision = await attempt(EMAIL, stale, router, 0, POLICY, random.Random(1))
-    await router.store.record(decision.observations)
-    health = (await router.store.snapshot())["a"]
+    await router.health.record(decision.observations)
+    health = (await router.health.snapshot())["a"]
     assert (health.circuit, health.generation) == (Circuit.HALF_OPEN, generation)
     # A probe sent under a permit of this generation closes it (half_open_successes = 1).
     await router.refresh(force=True)
@@ -122,8 +125,8 @@ async def test_a_stale_success_does_not_close_a_half_open_breaker_a_probe_does(
     assert probe.permit is not None
     assert probe.permit.generation == generation
     decision = await attempt(EMAIL, probe, router, 0, POLICY, random.Random(1))
-    await router.store.record(decision.observations)
-    assert (await router.store.snapshot())["a"].circuit is Circuit.CLOSED
+    await router.health.record(decision.observations)
+    assert (await router.health.snapshot())["a"].circuit is Circuit.CLOSED
     assert a.received == ["p-1", "p-1"]
 
 
@@ -143,10 +146,10 @@ async def test_a_permit_without_a_rate_token_is_released_in_the_same_plan(
     assert await permits(redis) == 1  # the probe's own, nothing else
     for route in routes:
         decision = await attempt(EMAIL, route, router, 0, POLICY, random.Random(1))
-        await router.store.record(decision.observations)
+        await router.health.record(decision.observations)
     assert await permits(redis) == 0
-    assert (await router.store.snapshot())["a"].circuit is Circuit.HALF_OPEN  # one probe of 2
-    assert len((await router.store.acquire_permits({"a": 2}))["a"].permits) == 2
+    assert (await router.health.snapshot())["a"].circuit is Circuit.HALF_OPEN  # one probe of 2
+    assert len((await router.health.acquire_permits({"a": 2}))["a"].permits) == 2
 
 
 async def test_a_permit_for_a_provider_too_small_for_the_message_is_released(
@@ -162,9 +165,9 @@ async def test_a_permit_for_a_provider_too_small_for_the_message_is_released(
     decision = await attempt(EMAIL, route, router, 0, POLICY, random.Random(1))
     assert [o.provider for o in decision.tried] == ["b"]
     assert await permits(redis) == 0
-    grant = (await router.store.acquire_permits({"a": 2}))["a"]
+    grant = (await router.health.acquire_permits({"a": 2}))["a"]
     assert len(grant.permits) == 2  # both free for the next probes
-    await router.store.release(grant.permits)
+    await router.health.release(grant.permits)
     # Planned with the sizes, "a" is left out and no permit is taken at all.
     [route] = await router.plan(1, [EMAIL.size])
     assert ([p.name for p in route.order], route.permit) == (["b"], None)
@@ -179,7 +182,7 @@ async def test_a_stalled_half_open_breaker_is_looked_at_less_and_less_often(
     # second (not ten times), and it sees the permit free within a second of its release.
     settings = [provider("a", half_open_permits=1)]
     router = router_of(redis, clock, [ScriptedProvider("a")], settings)
-    other = Health(redis, "t:", settings, ROUTING, clock)
+    other = RedisHealth(redis, "t:", settings, ROUTING, clock)
     await half_open(router, clock)
     held = (await other.acquire_permits({"a": 1}))["a"].permits
     assert len(held) == 1

@@ -9,8 +9,8 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatcher.config import Settings
-from dispatcher.health import Health
-from dispatcher.health_model import Observation
+from dispatcher.health.base import Observation
+from dispatcher.health.redis import RedisHealth
 from dispatcher.ledger import Ledger
 from dispatcher.status import read_status, render
 from providers.base import Status
@@ -61,12 +61,12 @@ async def test_outage_opens_the_breaker_moves_traffic_and_probes_bring_it_back(
         async with running(config) as worker:
             await eventually(lambda: worker.stats.sent == 200, 60, "200 sent during the outage")
             failed_during_outage = sg.answered[503]
-            report = await worker.router.store.snapshot()
+            report = await worker.router.health.snapshot()
             assert report["sendgrid"].circuit is not Circuit.CLOSED
             sg.faults.clear()
             await enqueue(sqs, queues.url, [email_doc(i) for i in range(200, 600)])
             await eventually(lambda: worker.stats.sent == 600, 60, "600 sent after recovery")
-            recovered = await worker.router.store.snapshot()
+            recovered = await worker.router.health.snapshot()
     ids = [f"msg-{i:05d}" for i in range(600)]
     delivered = sorted(r.dispatcher_id or "" for r in sg.receipts + mg.receipts)
     assert delivered == ids  # nothing lost, nothing twice
@@ -140,7 +140,7 @@ async def test_status_shows_breakers_rates_and_weights(redis: Redis, redis_url: 
         redis_url,
         [{"name": "a", "type": "simulated"}, {"name": "b", "type": "simulated"}],
     )
-    health = Health(redis, "t:", config.providers, config.routing)
+    health = RedisHealth(redis, "t:", config.providers, config.routing)
     await health.record(
         [Observation("a", Status.DOWN, 0.01)] * 6 + [Observation("b", Status.SENT, 0.05)] * 10
     )

@@ -19,9 +19,10 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatcher.devstack import queue_depth
-from dispatcher.health import Health, booked_delays
-from dispatcher.health_local import LocalHealth
-from dispatcher.health_model import HealthStore
+from dispatcher.health.base import HealthStore
+from dispatcher.health.memory import MemoryHealth
+from dispatcher.health.redis import RedisHealth
+from dispatcher.health.rules import booked_delays
 from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
 from tests.harness import drain_queue, email_doc, enqueue, eventually
@@ -40,9 +41,9 @@ async def test_tokens_booked_ahead_are_spaced_one_interval_apart(
 ) -> None:
     # Provider b: 20/s (an interval of 50 ms), burst 5; tokens may be booked 1 s ahead.
     store: HealthStore = (
-        Health(redis, "t:", PROVIDERS, ROUTING, clock, ahead_seconds=1.0)
+        RedisHealth(redis, "t:", PROVIDERS, ROUTING, clock, ahead_seconds=1.0)
         if kind == "redis"
-        else LocalHealth(PROVIDERS, ROUTING, clock, ahead_seconds=1.0)
+        else MemoryHealth(PROVIDERS, ROUTING, clock, ahead_seconds=1.0)
     )
     first = (await store.take({"b": 30}))["b"]
     assert first.granted == 5 + 20  # the burst now, then one second's worth

@@ -16,7 +16,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from dispatcher.devstack import queue_depth
-from dispatcher.health_model import ProviderHealth
+from dispatcher.health.base import ProviderHealth
 from dispatcher.worker import Worker
 from strategies.base import Circuit
 from tests.conftest import QueuePair
@@ -48,7 +48,7 @@ async def watching(worker: Worker, name: str) -> AsyncIterator[list[ProviderHeal
 
     async def watch() -> None:
         while True:
-            seen.append((await worker.router.store.snapshot())[name])
+            seen.append((await worker.router.health.snapshot())[name])
             await asyncio.sleep(0.05)
 
     task = asyncio.create_task(watch())
@@ -74,7 +74,7 @@ async def test_a_429_storm_shifts_traffic_without_opening_the_breaker(
         async with running(config) as worker:
             await eventually(lambda: worker.stats.sent == len(before), 60, "sent before")
             assert sg.receipts, "adaptive spreads over both when both are healthy"
-            calm = (await worker.router.store.snapshot())["sendgrid"]
+            calm = (await worker.router.health.snapshot())["sendgrid"]
             assert calm.circuit is Circuit.CLOSED
 
             async with watching(worker, "sendgrid") as seen:
@@ -91,7 +91,7 @@ async def test_a_429_storm_shifts_traffic_without_opening_the_breaker(
                 await eventually(lambda: not throttled(seen[-1]), 30, "the throttle-until passed")
                 await enqueue(sqs, queues.url, [email_doc(i) for i in after])
                 await eventually(lambda: worker.stats.sent == len(ids_of(range(310))), 60, "after")
-            final = (await worker.router.store.snapshot())["sendgrid"]
+            final = (await worker.router.health.snapshot())["sendgrid"]
             stats = worker.stats
 
     during_storm = [r for r in mg.receipts if storm_at <= r.received_at < reset_at]

@@ -5,7 +5,7 @@ clock       VirtualTime: a heap of events keyed by virtual seconds, and send tas
 providers   VirtualProvider: answers scripted as functions of virtual time
 scenarios   the fault scenarios (outage, brownout, flapping, 429 storm, ...)
 engine      one run: arrivals, receive batches, Router.plan, delivery.attempt, batched
-            Health.record, snapshot refresh, retries and shedding
+            RedisHealth.record, snapshot refresh, retries and shedding
 metrics     what a run is judged by (shift, recovery, latency, waste, shedding)
 series      what the plots draw (share per provider, breaker states, p99 per second)
 runner      every scenario x strategy, each on a fresh Redis key prefix, in processes

@@ -3,9 +3,10 @@
 What runs for real: `strategies.build_strategy`, `dispatcher.router.Router` (snapshot refresh,
 plan with half-open permits and rate tokens, failover admission, sends in flight and their age),
 `dispatcher.delivery.attempt` and `decide` (failover on DOWN / THROTTLED only, AMBIGUOUS retried
-later, backoff, max_attempts), `dispatcher.health.Health` (every Lua script, on the virtual
-clock), and the worker's in-flight bound (`Slots`, `AdaptiveLimit`). Settings are the production
-defaults. What is simulated: the queue, the providers, the ledger (kept in memory) and the clock.
+later, backoff, max_attempts), `dispatcher.health.redis.RedisHealth` (every Lua script, on the
+virtual clock, under `ResilientHealth` with its fast trip), and the worker's in-flight bound
+(`Slots`, `AdaptiveLimit`). Settings are the production defaults. What is simulated: the
+queue, the providers, the ledger (kept in memory) and the clock.
 
     tick   every batch / rate seconds: the arrivals so far and the retries now due become
            visible; while some provider is eligible, up to `pollers` receive batches of 10 are
@@ -13,7 +14,7 @@ defaults. What is simulated: the queue, the providers, the ledger (kept in memor
            `Worker._send`); while none is, they are shed and the next tick waits
            `Router.wait_hint()`, as the worker's pollers do
     limit  every second: the adaptive in-flight limit (`dispatcher.concurrency`) moves
-    flush  every `refresh_seconds`: the completed sends' observations go to `Health.record`
+    flush  every `refresh_seconds`: the completed sends' observations go to `RedisHealth.record`
            in one round trip, as the settler batches them; then each message is settled
     sample right after each flush: the router reads a new snapshot; the circuits are logged
 """
@@ -36,7 +37,9 @@ from dispatcher.app import tuning
 from dispatcher.concurrency import LIMIT_INTERVAL_SECONDS, AdaptiveLimit
 from dispatcher.config import Settings, parse
 from dispatcher.delivery import Action, Decision, attempt
-from dispatcher.health import Health
+from dispatcher.health.memory import MemoryHealth
+from dispatcher.health.redis import RedisHealth
+from dispatcher.health.resilient import ResilientHealth
 from dispatcher.ledger import RecordStatus
 from dispatcher.message import Address, Email
 from dispatcher.router import Route, Router
@@ -126,19 +129,24 @@ class Simulation:
             VirtualProvider(p.name, p.profile, self.time, random.Random(seeds.random()), self.log)
             for p in scenario.providers
         ]
-        self.health = Health(
+
+        def clock() -> float:
+            return config.epoch + self.time.now
+
+        self.health = RedisHealth(
             redis,
             prefix,
             settings.providers,
             settings.routing,
-            clock=lambda: config.epoch + self.time.now,
+            clock=clock,
             rng=random.Random(seeds.random()),
         )
+        local = MemoryHealth(settings.providers, settings.routing, clock)
         self.router = Router(
             build_strategy(strategy, tuning(settings.routing)),
             providers,
             settings.providers,
-            self.health,
+            ResilientHealth(self.health, local, monotonic=lambda: self.time.now),
             random.Random(seeds.random()),
             refresh_seconds=config.refresh_seconds,
             monotonic=lambda: self.time.now,

@@ -212,10 +212,11 @@ NOTES = [
     "- One seed per run (`--seed`). Breaker open times are jittered by +-20 % and double with "
     "each trip, so the figures that hinge on when a breaker half-opens (recovery, all_down) move "
     "by several seconds from one seed to another.",
-    "- Outcomes are recorded (`Health.record`, one round trip) just before each 100 ms snapshot "
-    "refresh, so an outcome reaches routing at the first refresh after its attempt completes, as "
-    "in production, where the settler records within milliseconds. As in `delivery.attempt`, a "
-    "failed-over send is observed when the whole attempt, failover included, has completed.",
+    "- Outcomes are recorded (`RedisHealth.record`, one round trip) just before each 100 ms "
+    "snapshot refresh, so an outcome reaches routing at the first refresh after its attempt "
+    "completes, as in production, where the settler records within milliseconds. As in "
+    "`delivery.attempt`, a failed-over send is observed when the whole attempt, failover "
+    "included, has completed.",
     "- In outage, brownout, flapping, throttle_storm and slow_recovery the sick provider is `a`, "
     "first in config order: priority sends it everything.",
     "- Key expiries set by the Lua scripts run on Redis's own clock; a run takes seconds of real "

@@ -2,7 +2,7 @@
 -- Queued right after health_record.lua in the same round trip (which prunes and expires keys).
 -- KEYS     per provider i: KEYS[3i-2] window (hash), KEYS[3i-1] state (hash), KEYS[3i] permits
 -- ARGV[1]  now (ms, or "" for the Redis clock)   ARGV[2] bucket (ms)   ARGV[3] buckets per window
--- ARGV[4]  providers P, then per provider 11 each: 1 slow call (ms), 2 minimum calls, 3 error
+-- ARGV[4]  providers P   ARGV[5] open-time jitter j (0.2: +-20 %), then per provider 11 each: 1 slow call (ms), 2 minimum calls, 3 error
 --   rate threshold, 4 slow-call rate threshold, 5 consecutive failures, 6 open (ms), 7 longest
 --   open (ms), 8 misconfigured open (ms), 9 half-open successes, 10 healthy reset (ms), 11 jitter
 --   draw 0..1; then per outcome 5 each: provider index i, class (S R T D A M, see
@@ -13,19 +13,19 @@
 -- slow). Returns each provider's generation after the batch.
 local now = clock(ARGV[1])
 local bucket_ms, buckets, providers = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
+local jitter = tonumber(ARGV[5])
 local slot = math.floor(now / bucket_ms) .. ':'
-local function param(i, n) return tonumber(ARGV[4 + 11 * (i - 1) + n]) end
+local function param(i, n) return tonumber(ARGV[5 + 11 * (i - 1) + n]) end
 
 local function trip(i, misconfigured)
   local state = KEYS[3 * i - 1]
   local s = redis.call('HMGET', state, 'state', 'trips', 'closed_at')
   local trips = tonumber(s[2] or 0) + 1
-  if (s[1] or 'closed') == 'closed' and s[3] and now - tonumber(s[3]) >= param(i, 10) then
-    trips = 1  -- closed and healthy long enough: the trip count starts over
-  end
+  if trips_reset(s[1] or 'closed', s[3], now, param(i, 10)) then trips = 1 end
   local open = param(i, 8)
   if not misconfigured then
-    open = math.min(param(i, 7), param(i, 6) * 2 ^ (trips - 1) * (0.8 + 0.4 * param(i, 11)))
+    local spread = 1 - jitter + 2 * jitter * param(i, 11)
+    open = math.min(param(i, 7), param(i, 6) * 2 ^ (trips - 1) * spread)
   end
   redis.call('HSET', state, 'state', 'open', 'trips', trips, 'open_until', math.floor(now + open),
              'consec', 0, 'half_ok', 0)
@@ -76,7 +76,7 @@ local function judge(i, class, latency, gen)  -- true when a closed breaker judg
 end
 
 local judged = {}
-for j = 5 + 11 * providers, #ARGV, 5 do
+for j = 6 + 11 * providers, #ARGV, 5 do
   local i = tonumber(ARGV[j])
   if ARGV[j + 4] ~= '' then redis.call('ZREM', KEYS[3 * i], ARGV[j + 4]) end
   if judge(i, ARGV[j + 1], tonumber(ARGV[j + 2]), tonumber(ARGV[j + 3])) then judged[i] = true end

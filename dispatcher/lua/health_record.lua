@@ -5,9 +5,10 @@
 -- ARGV[4]  latency decay tau (ms)   ARGV[5] state TTL (s)   ARGV[6] providers P
 -- ARGV[7..] per provider, 2 each: slow-call threshold (ms), longest throttle (ms)
 -- then per outcome, 5 each: provider index i, class (S sent, R rejected, T throttled, D down,
---   A ambiguous, M misconfigured), latency (ms), histogram bucket 0..11, retry-after (ms) or ""
+--   A ambiguous, M misconfigured), latency (ms), histogram bucket (hist_bucket in Python),
+--   retry-after (ms) or ""
 -- Window fields are "<bucket>:<counter>": c calls, s successes, f failures, t throttled, w slow,
--- l latency sum (ms), h0..h11 histogram (C F W are breaker_record.lua's); "p" is the bucket it
+-- l latency sum (ms), h<n> histogram (C F W are breaker_record.lua's); "p" is the bucket it
 -- was last pruned in. Every outcome counts here, whatever generation it was routed under.
 -- Returns the number of outcomes counted.
 local now = clock(ARGV[1])

@@ -1,5 +1,6 @@
-"""Provider health: the plain data shared by the worker, the Redis store (`dispatcher.health`)
-and the in-process store (`dispatcher.health_local`), and the contract both stores keep.
+"""Provider health: the plain data shared by the worker and both stores (`RedisHealth`, the Lua
+scripts; `MemoryHealth`, the in-process copy), the contract both keep, and the one rule for
+whether a provider may take a send now (`blocks`, `available`).
 
 How an outcome counts (`Observation.kind`)::
 
@@ -24,19 +25,21 @@ in the window but never moves the breaker.
 from __future__ import annotations
 
 import bisect
+import enum
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from dispatcher.config import ProviderSettings
 from providers.base import Outcome, Status
-from strategies.base import Circuit, HealthSnapshot, ProviderView
+from strategies.base import Circuit
 
 # Upper bounds of the latency histogram: 12 log-spaced buckets from 5 ms to 30 s (the last one
-# also holds anything slower).
+# also holds anything slower). The Lua scripts are told how many there are.
 HIST_BOUNDS_MS: tuple[float, ...] = tuple(5.0 * 6000.0 ** (i / 11) for i in range(12))
-JITTER = 0.2  # open times vary by +-20 %
+JITTER = 0.2  # open times vary by +-20 % (passed to breaker_record.lua)
+FAILED_KINDS = frozenset("DAM")  # the outcomes that extend a streak of failures
 
 _KINDS = {
     Status.SENT: "S",
@@ -45,6 +48,11 @@ _KINDS = {
     Status.DOWN: "D",
     Status.AMBIGUOUS: "A",
 }
+
+
+def kind_of(status: Status, misconfigured: bool = False) -> str:
+    """How one outcome counts: S R T D A M (the table above)."""
+    return "M" if misconfigured and status is Status.DOWN else _KINDS[status]
 
 
 def hist_bucket(latency_ms: float) -> int:
@@ -92,7 +100,7 @@ class Observation:
 
     @property
     def kind(self) -> str:
-        return "M" if self.misconfigured and self.status is Status.DOWN else _KINDS[self.status]
+        return kind_of(self.status, self.misconfigured)
 
     @property
     def latency_ms(self) -> int:
@@ -122,6 +130,15 @@ class ProbeGrant:
 class RateGrant:
     granted: int
     wait: float = 0.0  # seconds until the next token is free
+
+
+@dataclass(frozen=True, slots=True)
+class Booking:
+    """What `reserve` booked for one provider's first choices: its probe permits (half-open
+    only) and its rate tokens (all wanted when unlimited; a probe's, one per permit)."""
+
+    rate: RateGrant
+    permits: tuple[Permit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,7 +176,7 @@ class ProviderHealth:
 
 
 class HealthStore(Protocol):
-    """What the worker needs from a health store; `Health` (Redis) and `LocalHealth` keep it."""
+    """A provider health store: `RedisHealth`, `MemoryHealth` and `ResilientHealth` keep it."""
 
     async def record(self, observations: Sequence[Observation]) -> None: ...
 
@@ -170,6 +187,62 @@ class HealthStore(Protocol):
     async def release(self, permits: Sequence[Permit]) -> None: ...
 
     async def take(self, wants: Mapping[str, int]) -> dict[str, RateGrant]: ...
+
+    async def reserve(
+        self, firsts: Mapping[str, int], probes: Collection[str]
+    ) -> dict[str, Booking]:
+        """For `firsts[provider]` first choices each: probe permits for the providers in
+        `probes` (half-open when routed), then rate tokens (a probe's only with its permit)."""
+        ...
+
+
+class Block(enum.Enum):
+    """What keeps a provider from taking a send now."""
+
+    HELD = "held"  # this process has just seen it fail repeatedly (the fast trip)
+    OPEN = "open"  # its breaker is open
+    PROBE = "probe"  # half-open: only a probe may go, under a permit (one is free)
+    PROBES_TAKEN = "probes_taken"  # half-open, and every probe permit is in use
+    THROTTLED = "throttled"  # it asked us to back off
+    NO_TOKEN = "no_token"  # its rate limit has no token free now
+
+
+def blocks(
+    health: ProviderHealth, settings: ProviderSettings, held_for: float = 0.0
+) -> dict[Block, float | None]:
+    """The one "available" rule: what keeps one provider from taking a send now, each with the
+    seconds until it ends (None: unknown). `held_for`: seconds left on a local hold."""
+    found: dict[Block, float | None] = {}
+    if held_for > 0:
+        found[Block.HELD] = held_for
+    if health.circuit is Circuit.OPEN:
+        found[Block.OPEN] = None if health.open_until is None else health.open_until - health.at
+    elif health.circuit is Circuit.HALF_OPEN:
+        taken = health.permits_in_use >= settings.breaker.half_open_permits
+        found[Block.PROBES_TAKEN if taken else Block.PROBE] = None
+    if health.throttled_until is not None and health.throttled_until > health.at:
+        found[Block.THROTTLED] = health.throttled_until - health.at
+    if health.tokens is not None and health.tokens < 1 - 1e-9:
+        rate = rate_params(settings)
+        found[Block.NO_TOKEN] = None if rate is None else (1 - health.tokens) * rate[0] / 1000
+    return found
+
+
+# What each caller lets pass: a strategy may route a probe to a half-open provider; a failover
+# (closed circuits only) and a message waiting for a token take their token themselves.
+FOR_STRATEGY = frozenset({Block.PROBE})
+FOR_FAILOVER = frozenset({Block.THROTTLED, Block.NO_TOKEN})
+FOR_TOKEN_WAIT = frozenset({Block.NO_TOKEN})
+
+
+def available(
+    health: ProviderHealth,
+    settings: ProviderSettings,
+    held: bool = False,
+    waive: frozenset[Block] = FOR_STRATEGY,
+) -> bool:
+    """May this provider take a send now, `waive` aside? (`blocks` is the rule.)"""
+    return not blocks(health, settings, 1.0 if held else 0.0).keys() - waive
 
 
 def rate_params(provider: ProviderSettings) -> tuple[float, float] | None:
@@ -188,62 +261,3 @@ def jitter_draws(providers: Sequence[str], rng: random.Random) -> list[float]:
 def batch_providers(observations: Sequence[Observation]) -> list[str]:
     """The providers of a batch, in order of first appearance."""
     return list(dict.fromkeys(o.provider for o in observations))
-
-
-def view(
-    health: ProviderHealth,
-    settings: ProviderSettings,
-    in_flight: int = 0,
-    pending_ms: float | None = None,
-) -> ProviderView:
-    """What a strategy sees of one provider, given this process's sends to it now.
-
-    `pending_ms`, the mean age of those sends, floors the latency: answers that are late count
-    before they come back (once the provider has a latency at all)."""
-    probe_free = (
-        health.circuit is Circuit.HALF_OPEN
-        and health.permits_in_use < settings.breaker.half_open_permits
-    )
-    throttled = health.throttled_until is not None and health.throttled_until > health.at
-    has_token = health.tokens is None or health.tokens >= 1 - 1e-9
-    recovered_for = None
-    if health.circuit is Circuit.CLOSED and health.closed_at is not None:
-        recovered_for = max(0.0, health.at - health.closed_at)
-    return ProviderView(
-        name=health.name,
-        weight=settings.weight,
-        available=(health.circuit is Circuit.CLOSED or probe_free) and not throttled and has_token,
-        circuit=health.circuit,
-        calls=health.calls,
-        failures=health.failures,
-        slow=health.slow,
-        latency_ms=_floored(health.ewma_ms, pending_ms),
-        p50_ms=health.p50_ms,
-        p95_ms=health.p95_ms,
-        in_flight=in_flight,
-        headroom=health.headroom,
-        recovered_for=recovered_for,
-        age=None if health.last_seen is None else max(0.0, health.at - health.last_seen),
-    )
-
-
-def _floored(ewma_ms: float | None, pending_ms: float | None) -> float | None:
-    if ewma_ms is None or pending_ms is None:
-        return ewma_ms
-    return max(ewma_ms, pending_ms)
-
-
-def routing_snapshot(
-    report: Mapping[str, ProviderHealth],
-    providers: Sequence[ProviderSettings],
-    in_flight: Mapping[str, int],
-    sequence: int = 0,
-    pending_ms: Mapping[str, float] | None = None,
-) -> HealthSnapshot:
-    """A strategy's input: every configured provider in config order."""
-    pending = pending_ms or {}
-    views = tuple(
-        view(report[p.name], p, in_flight.get(p.name, 0), pending.get(p.name)) for p in providers
-    )
-    now = max((h.at for h in report.values()), default=0.0)
-    return HealthSnapshot(views, now, sequence)

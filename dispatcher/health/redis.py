@@ -2,33 +2,32 @@
 circuit breakers, half-open probe permits and the shared rate limits.
 
     snapshot         health_snapshot.lua                   1 round trip per receive batch
+    reserve          reserve.lua (half-open or limited)    1 round trip per receive batch
     acquire_permits  breaker_permit.lua (half-open only)   1 round trip
-    take             rate_take.lua (limited providers)     1 round trip
+    take             rate_take.lua (limited providers)     1 round trip (a failover's token)
     record           health_record.lua + breaker_record.lua, pipelined: 1 round trip per flush
 
-`ResilientHealth` falls back to the per-process `dispatcher.health_local.LocalHealth` while
-Redis is unreachable or answers with errors (READONLY after a failover, OOM, MISCONF, ...).
-The data types and the state machine are described in `dispatcher.health_model`.
+Rules several scripts share are preludes (`lua/_breaker.lua`, `lua/_gcra.lua`); the constants
+the Python copy uses too (jitter, histogram buckets) are passed as ARGV. The data types and the
+state machine are described in `dispatcher.health.base`; `dispatcher.health.resilient` falls
+back to `MemoryHealth` while Redis is away.
 """
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any
 
-import structlog
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import RedisError
 
 from dispatcher import keys
 from dispatcher.config import BreakerSettings, ProviderSettings, RoutingSettings
-from dispatcher.health_model import (
+from dispatcher.health.base import (
     HIST_BOUNDS_MS,
-    HealthStore,
+    JITTER,
+    Booking,
     Observation,
     Permit,
     ProbeGrant,
@@ -42,18 +41,13 @@ from dispatcher.health_model import (
 from dispatcher.scripts import LuaScript, load, run_batch
 from strategies.base import Circuit
 
-RECORD, BREAKER = LuaScript("health_record"), LuaScript("breaker_record")
-SNAPSHOT, PERMIT, RATE = (
-    LuaScript("health_snapshot"),
-    LuaScript("breaker_permit"),
-    LuaScript("rate_take"),
-)
-SCRIPTS = (RECORD, BREAKER, SNAPSHOT, PERMIT, RATE)
+RECORD, BREAKER = LuaScript("health_record"), LuaScript("breaker_record", "_breaker")
+SNAPSHOT = LuaScript("health_snapshot", "_breaker", "_gcra")
+PERMIT, RATE = LuaScript("breaker_permit", "_breaker"), LuaScript("rate_take", "_gcra")
+RESERVE = LuaScript("reserve", "_breaker", "_gcra")
+SCRIPTS = (RECORD, BREAKER, SNAPSHOT, PERMIT, RATE, RESERVE)
 STATE_TTL_SECONDS = 7 * 86_400  # breaker state outlives any open period; idle a week, forgotten
 _SNAPSHOT_WIDTH = 10 + 6 + len(HIST_BOUNDS_MS)
-
-log = structlog.get_logger("dispatcher.health")
-T = TypeVar("T")
 
 
 def _ms(seconds: float) -> str:
@@ -82,7 +76,7 @@ def _breaker_params(b: BreakerSettings, draw: float) -> list[str | int]:
     ]
 
 
-class Health:
+class RedisHealth:
     """`HealthStore` in Redis. `clock` (epoch seconds) defaults to Redis `TIME`; `rng` draws the
     open-time jitter. `ahead_seconds` lets `take` book rate tokens that many seconds ahead (see
     `booked_delays`); 0, the default, grants only tokens free now."""
@@ -124,7 +118,7 @@ class Health:
         win_args: list[str | int] = [now, self._bucket, self._buckets, self._tau]
         win_args += [STATE_TTL_SECONDS, len(names)]
         brk_keys: list[str] = []
-        brk_args: list[str | int] = [now, self._bucket, self._buckets, len(names)]
+        brk_args: list[str | int] = [now, self._bucket, self._buckets, len(names), repr(JITTER)]
         for name, draw in zip(names, jitter_draws(names, self._rng), strict=True):
             window, state = (
                 keys.health_window(self._prefix, name),
@@ -150,7 +144,7 @@ class Health:
         """Every provider's health, after the transitions time alone causes; one round trip."""
         names = list(self._settings)
         snap_keys: list[str] = []
-        args: list[str | int] = [self._now(), self._bucket, self._buckets]
+        args: list[str | int] = [self._now(), self._bucket, self._buckets, len(HIST_BOUNDS_MS)]
         for name in names:
             settings = self._settings[name]
             snap_keys += [
@@ -223,9 +217,7 @@ class Health:
         [reply] = await run_batch(self._redis, SCRIPTS, build)
         grants = {}
         for name, (state, gen, *tokens) in zip(names, reply, strict=True):
-            generation = int(gen)
-            permits = tuple(Permit(name, _text(t), generation) for t in tokens)
-            grants[name] = ProbeGrant(Circuit(_text(state)), generation, permits)
+            grants[name] = ProbeGrant(Circuit(_text(state)), int(gen), _permits(name, gen, tokens))
         return grants
 
     async def release(self, permits: Sequence[Permit]) -> None:
@@ -261,116 +253,41 @@ class Health:
             grants[name] = RateGrant(int(granted), float(wait_ms) / 1000)
         return grants
 
+    async def reserve(
+        self, firsts: Mapping[str, int], probes: Collection[str]
+    ) -> dict[str, Booking]:
+        """Probe permits, then rate tokens (a probe's only with its permit), in one round trip
+        (none when no first choice is half-open or rate limited)."""
+        booked = {name: Booking(RateGrant(want)) for name, want in firsts.items()}
+        rates = {name: rate_params(self._settings[name]) for name in firsts}
+        names = [n for n, want in firsts.items() if want > 0 and (n in probes or rates[n])]
+        if not names:
+            return booked
+        reserve_keys: list[str] = []
+        args: list[str | int] = [self._now()]
+        for name in names:
+            b, (interval, burst) = self._settings[name].breaker, rates[name] or (0.0, 0.0)
+            reserve_keys += [
+                keys.health_state(self._prefix, name),
+                keys.health_permits(self._prefix, name),
+                keys.health_rate(self._prefix, name),
+            ]
+            args += [firsts[name], int(name in probes), b.half_open_permits]
+            args += [_ms(b.permit_lease_seconds), repr(interval), repr(burst), self._ahead]
 
-class ResilientHealth:
-    """`Health` while Redis answers; the per-process `LocalHealth` while it does not.
+        def build(pipe: Pipeline) -> None:
+            RESERVE.queue(pipe, reserve_keys, args)
 
-    The first shared call that fails (a connection error, an error reply such as READONLY
-    after a failover, OOM, MISCONF or MOVED, or no answer within `timeout_seconds`) switches
-    to local state. While degraded, every call is answered locally
-    at once, except that one call at a time probes Redis, after a jittered delay that doubles
-    from `retry_min_seconds` up to `retry_seconds`; the probe that succeeds switches back.
-
-    Logs: `health.degraded` (a warning) at most once per `warn_seconds`, however many calls fail
-    and however often Redis comes and goes (a flapping connection is counted, not logged each
-    time); `health.restored` when an outage that was announced ends.
-    """
-
-    def __init__(
-        self,
-        shared: HealthStore,
-        local: HealthStore,
-        retry_seconds: float = 5.0,
-        monotonic: Callable[[], float] = time.monotonic,
-        *,
-        retry_min_seconds: float = 0.5,
-        timeout_seconds: float = 2.0,
-        warn_seconds: float = 60.0,
-        rng: random.Random | None = None,
-    ) -> None:
-        self._shared, self._local = shared, local
-        self._retry_max, self._retry_min = retry_seconds, min(retry_min_seconds, retry_seconds)
-        self._timeout, self._warn_seconds = timeout_seconds, warn_seconds
-        self._monotonic, self._rng = monotonic, rng or random.Random()
-        self._since: float | None = None  # when it degraded; None while shared
-        self._retry_at = 0.0
-        self._delay = self._retry_min
-        self._probing = False
-        self._warned_at: float | None = None
-        self._announced = False  # the current outage was warned about
-        self._failures = self._outages = 0  # since the last warning
-
-    @property
-    def degraded(self) -> bool:
-        return self._since is not None
-
-    async def _call(self, op: Callable[[HealthStore], Awaitable[T]]) -> T:
-        probe = self._since is not None
-        if probe and (self._probing or self._monotonic() < self._retry_at):
-            return await op(self._local)
-        self._probing = self._probing or probe
-        try:
-            async with asyncio.timeout(self._timeout):
-                result = await op(self._shared)
-        except (RedisError, OSError) as exc:  # OSError covers TimeoutError
-            self._failed(exc, probe)
-            return await op(self._local)
-        finally:
-            if probe:
-                self._probing = False
-        if probe and self._since is not None:
-            if self._announced:
-                away = self._monotonic() - self._since
-                log.info("health.restored", scope="shared", degraded_for_s=round(away, 1))
-            self._since = None
-        return result
-
-    def _failed(self, exc: BaseException, probe: bool) -> None:
-        """Count a failed shared call; schedule the next probe; warn at most once a period."""
-        now = self._monotonic()
-        self._failures += 1
-        if self._since is None:  # Redis has just gone: probe again soon
-            self._since, self._delay, self._announced = now, self._retry_min, False
-            self._outages += 1
-        elif probe:
-            self._delay = min(self._retry_max, self._delay * 2)
-        else:  # a call already under way when Redis went: the probe schedule stands
-            return
-        self._retry_at = now + self._delay * self._rng.uniform(0.5, 1.0)
-        if self._warned_at is None or now - self._warned_at >= self._warn_seconds:
-            log.warning(
-                "health.degraded",
-                scope="per-process",
-                reason=repr(exc)[:200],
-                failed_calls=self._failures,
-                outages=self._outages,
-                degraded_for_s=round(now - self._since, 1),
-                next_probe_s=round(self._retry_at - now, 2),
-            )
-            self._warned_at, self._announced = now, True
-            self._failures = self._outages = 0
-
-    async def record(self, observations: Sequence[Observation]) -> None:
-        await self._call(lambda store: store.record(observations))
-
-    async def snapshot(self) -> dict[str, ProviderHealth]:
-        return await self._call(lambda store: store.snapshot())
-
-    async def acquire_permits(self, wants: Mapping[str, int]) -> dict[str, ProbeGrant]:
-        return await self._call(lambda store: store.acquire_permits(wants))
-
-    async def release(self, permits: Sequence[Permit]) -> None:
-        await self._call(lambda store: store.release(permits))
-
-    async def take(self, wants: Mapping[str, int]) -> dict[str, RateGrant]:
-        return await self._call(lambda store: store.take(wants))
+        [reply] = await run_batch(self._redis, SCRIPTS, build)
+        for name, (granted, wait_ms, gen, *tokens) in zip(names, reply, strict=True):
+            rate = RateGrant(int(granted), float(wait_ms) / 1000)
+            booked[name] = Booking(rate, _permits(name, gen, tokens) if tokens else ())
+        return booked
 
 
-def booked_delays(grant: RateGrant, interval: float) -> list[float]:
-    """Seconds from now until each token of `grant` may be used, earliest first. The last one is
-    `grant.wait` less one emission interval (`interval`, in seconds) away, each earlier one an
-    interval before it; a token free now has 0. Using a token later than that is always safe."""
-    return [max(0.0, grant.wait - (grant.granted - k) * interval) for k in range(grant.granted)]
+def _permits(name: str, gen: bytes | str, tokens: Sequence[bytes | str]) -> tuple[Permit, ...]:
+    generation = int(gen)
+    return tuple(Permit(name, _text(t), generation) for t in tokens)
 
 
 def _text(value: bytes | str) -> str:

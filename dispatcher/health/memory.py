@@ -1,7 +1,8 @@
-"""Provider health kept in this process's memory: the same contract and state machine as the
-Redis store (`dispatcher.health`; the Lua scripts there are the reference), used while Redis is
-unreachable so routing and breakers keep working, only no longer shared between replicas.
+"""Provider health kept in this process's memory: the same contract and state machine as
+`RedisHealth` (its Lua scripts are the reference), used while Redis is unreachable so routing
+and breakers keep working, only no longer shared between replicas.
 
+The rules it shares with the Lua scripts are written once, in `dispatcher.health.rules`.
 Times are integer milliseconds, as in the scripts, so the two stores agree to the millisecond.
 """
 
@@ -10,13 +11,14 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from dispatcher.config import ProviderSettings, RoutingSettings
-from dispatcher.health_model import (
+from dispatcher.health.base import (
     HIST_BOUNDS_MS,
     JITTER,
+    Booking,
     Observation,
     Permit,
     ProbeGrant,
@@ -26,6 +28,14 @@ from dispatcher.health_model import (
     hist_bucket,
     jitter_draws,
     rate_params,
+)
+from dispatcher.health.rules import (
+    gcra_free,
+    gcra_take,
+    half_open_due,
+    streak,
+    streak_trips,
+    trips_reset,
 )
 from strategies.base import Circuit
 
@@ -56,9 +66,9 @@ class _Book:
     tat: float = 0.0
 
 
-class LocalHealth:
+class MemoryHealth:
     """`HealthStore` in memory. `clock` is epoch seconds (default `time.time`); `ahead_seconds`
-    as in `dispatcher.health.Health`."""
+    as in `RedisHealth`."""
 
     def __init__(
         self,
@@ -70,6 +80,7 @@ class LocalHealth:
         ahead_seconds: float = 0.0,
     ) -> None:
         self._ahead_ms = ahead_seconds * 1000
+        self.settings = tuple(providers)
         self._settings = {p.name: p for p in providers}
         self._books = {p.name: _Book() for p in providers}
         self._bucket_ms = routing.bucket_seconds * 1000
@@ -147,17 +158,16 @@ class LocalHealth:
             row[JUDGED] += 1
             row[JUDGED_SLOW] += slow
             row[JUDGED_FAILED] += bad
-            book.consec = book.consec + 1 if bad else 0
-            if book.consec >= breaker.consecutive_failures:
+            book.consec = streak(book.consec, o.kind)
+            if streak_trips(book.consec, o.kind, breaker):
                 self._trip(o.provider, now, draw, misconfigured=False)
             return True
         return False
 
     def _trip(self, name: str, now: int, draw: float, misconfigured: bool) -> None:
         book, breaker = self._books[name], self._settings[name].breaker
-        healthy_for = now - book.closed_at if book.closed_at is not None else 0
-        if book.circuit is Circuit.CLOSED and healthy_for >= breaker.healthy_reset_seconds * 1000:
-            book.trips = 0  # closed and healthy long enough: the trip count starts over
+        if trips_reset(book.circuit, book.closed_at, now, breaker):
+            book.trips = 0
         book.trips += 1
         open_ms = breaker.misconfigured_open_seconds * 1000
         if not misconfigured:
@@ -191,7 +201,7 @@ class LocalHealth:
 
     def _due(self, book: _Book, now: int) -> None:
         """The transitions time alone causes; reclaim expired permits."""
-        if book.circuit is Circuit.OPEN and now >= book.open_until:
+        if half_open_due(book.circuit, book.open_until, now):
             book.circuit, book.half_ok = Circuit.HALF_OPEN, 0
             book.gen += 1
             book.permits.clear()
@@ -205,16 +215,10 @@ class LocalHealth:
     def _read(self, name: str, now: int) -> ProviderHealth:
         book, settings = self._books[name], self._settings[name]
         self._due(book, now)
-        healthy_for = now - book.closed_at if book.closed_at is not None else 0
-        reset_ms = settings.breaker.healthy_reset_seconds * 1000
-        if (
-            book.circuit is Circuit.CLOSED
-            and book.closed_at is not None
-            and healthy_for >= reset_ms
-        ):
+        if trips_reset(book.circuit, book.closed_at, now, settings.breaker):
             book.trips = 0
         sums, rate = self._sums(book, now), rate_params(settings)
-        tokens = None if rate is None else max(0.0, rate[1] - max(0.0, book.tat - now) / rate[0])
+        tokens = None if rate is None else gcra_free(book.tat, now, *rate)
         return ProviderHealth(
             name=name,
             at=now / 1000,
@@ -239,40 +243,46 @@ class LocalHealth:
         )
 
     async def acquire_permits(self, wants: Mapping[str, int]) -> dict[str, ProbeGrant]:
-        now, grants = self._now(), {}
-        for name, want in wants.items():
-            book, breaker = self._books[name], self._settings[name].breaker
-            self._due(book, now)
-            permits: list[Permit] = []
-            if book.circuit is Circuit.HALF_OPEN:
-                for _ in range(min(want, breaker.half_open_permits - len(book.permits))):
-                    book.permit_seq += 1
-                    token = f"{book.gen}.{book.permit_seq}"
-                    book.permits[token] = now + breaker.permit_lease_seconds * 1000
-                    permits.append(Permit(name, token, book.gen))
-            grants[name] = ProbeGrant(book.circuit, book.gen, tuple(permits))
-        return grants
+        now = self._now()
+        return {name: self._permits(name, want, now) for name, want in wants.items()}
+
+    def _permits(self, name: str, want: int, now: int) -> ProbeGrant:
+        book, breaker = self._books[name], self._settings[name].breaker
+        self._due(book, now)
+        permits: list[Permit] = []
+        if book.circuit is Circuit.HALF_OPEN:
+            for _ in range(min(want, breaker.half_open_permits - len(book.permits))):
+                book.permit_seq += 1
+                token = f"{book.gen}.{book.permit_seq}"
+                book.permits[token] = now + breaker.permit_lease_seconds * 1000
+                permits.append(Permit(name, token, book.gen))
+        return ProbeGrant(book.circuit, book.gen, tuple(permits))
 
     async def release(self, permits: Sequence[Permit]) -> None:
         for permit in permits:
             self._books[permit.provider].permits.pop(permit.token, None)
 
     async def take(self, wants: Mapping[str, int]) -> dict[str, RateGrant]:
-        now, grants = self._now(), {}
-        for name, want in wants.items():
-            rate = rate_params(self._settings[name])
-            if rate is None:
-                grants[name] = RateGrant(want)
-                continue
-            interval, burst = rate
-            book = self._books[name]
-            tat = max(float(now), book.tat)
-            fits = burst + self._ahead_ms / interval - (tat - now) / interval
-            granted = max(0, min(want, math.floor(fits + 1e-6)))
-            book.tat = tat + granted * interval
-            wait_ms = max(0.0, book.tat + interval - burst * interval - now)
-            grants[name] = RateGrant(granted, wait_ms / 1000)
-        return grants
+        now = self._now()
+        return {name: self._take(name, want, now) for name, want in wants.items()}
+
+    def _take(self, name: str, want: int, now: int) -> RateGrant:
+        rate = rate_params(self._settings[name])
+        if rate is None:
+            return RateGrant(want)
+        book = self._books[name]
+        granted, book.tat, wait_ms = gcra_take(book.tat, now, want, *rate, self._ahead_ms)
+        return RateGrant(granted, wait_ms / 1000)
+
+    async def reserve(
+        self, firsts: Mapping[str, int], probes: Collection[str]
+    ) -> dict[str, Booking]:
+        now, booked = self._now(), {}
+        for name, want in firsts.items():
+            permits = self._permits(name, want, now).permits if name in probes else ()
+            rate = self._take(name, len(permits) if name in probes else want, now)
+            booked[name] = Booking(rate, permits)
+        return booked
 
 
 def _seconds(millis: int | None) -> float | None:
