@@ -26,14 +26,15 @@ def _lua(name: str) -> str:
 
 
 class LuaScript:
-    """One script, with the shared prelude (`lua/_clock.lua`: the `clock(now)` helper)."""
+    """One script, after its preludes: `lua/_clock.lua` (the `clock(now)` helper) for every
+    script, plus those named (e.g. `_index`, the status index helpers)."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, preludes: Sequence[str] = ()) -> None:
         self.name = name
-        self.source = _lua("_clock") + _lua(name)
+        self.source = "".join(_lua(p) for p in ("_clock", *preludes)) + _lua(name)
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
-    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | int]) -> None:
+    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | int | bytes]) -> None:
         pipe.evalsha(self.sha, len(keys), *keys, *args)
 
 
