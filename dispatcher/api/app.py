@@ -10,7 +10,7 @@ import uvloop
 from aiohttp import web
 
 from dispatcher import logs
-from dispatcher.api import emails, ops, status
+from dispatcher.api import campaigns, emails, ops, status
 from dispatcher.api.auth import ApiKey, auth_middleware, load_keys
 from dispatcher.api.errors import errors_middleware
 from dispatcher.api.logging import access_log
@@ -29,6 +29,7 @@ def build_app(settings: Settings, keys: Sequence[ApiKey]) -> web.Application:
     app.router.add_get("/v1/emails", status.list_emails, allow_head=False)
     app.router.add_get("/v1/emails/{id}", status.get_email, allow_head=False)
     app.router.add_get("/v1/batches/{batch_id}", status.get_batch, allow_head=False)
+    app.router.add_post("/v1/campaigns", campaigns.post_campaign)
     app.router.add_get("/healthz", ops.healthz, allow_head=False)
     app.router.add_get("/readyz", ops.readyz, allow_head=False)
     app.router.add_get("/openapi.json", openapi_route(), allow_head=False)

@@ -62,7 +62,11 @@ def api_config(
                 "visibility_timeout": 30,
             },
             "redis": {"url": redis_url, "key_prefix": "t:"},
-            "dispatch": {"pollers": 2, "drain_seconds": 5},
+            "dispatch": {
+                "pollers": 2,
+                "drain_seconds": 5,
+                "journal_path": str(keys_file.parent / "journal.jsonl"),
+            },
             "routing": {"strategy": "priority"},
             "providers": [{"name": "sim", "type": "simulated", "latency_ms": 1}],
             "api": {"api_keys_file": str(keys_file), **api},
