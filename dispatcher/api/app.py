@@ -10,7 +10,7 @@ import uvloop
 from aiohttp import web
 
 from dispatcher import logs
-from dispatcher.api import campaigns, emails, ops, status
+from dispatcher.api import campaigns, docs, emails, ops, status
 from dispatcher.api.auth import ApiKey, auth_middleware, load_keys
 from dispatcher.api.errors import errors_middleware
 from dispatcher.api.logging import access_log
@@ -33,6 +33,7 @@ def build_app(settings: Settings, keys: Sequence[ApiKey]) -> web.Application:
     app.router.add_get("/healthz", ops.healthz, allow_head=False)
     app.router.add_get("/readyz", ops.readyz, allow_head=False)
     app.router.add_get("/openapi.json", openapi_route(), allow_head=False)
+    docs.add_routes(app)
     return app
 
 
