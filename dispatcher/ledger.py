@@ -114,6 +114,7 @@ class Record:
     updated_at: float | None
     sent_at: float | None
     created_by: str | None = None  # the API key's name, for messages sent through the API
+    indexed_at: float | None = None  # its time in the status indexes (created_at, clamped)
 
 
 class Ledger:
@@ -236,6 +237,7 @@ def parse_record(message_id: str, raw: dict[bytes | str, bytes | str]) -> Record
         updated_at=_seconds(doc.get("updated_at")),
         sent_at=_seconds(doc.get("sent_at")),
         created_by=doc.get("created_by"),
+        indexed_at=_seconds(doc.get("ix")),
     )
 
 

@@ -10,7 +10,7 @@ import uvloop
 from aiohttp import web
 
 from dispatcher import logs
-from dispatcher.api import campaigns, docs, emails, ops, status
+from dispatcher.api import campaigns, docs, emails, graphql, ops, status
 from dispatcher.api.auth import ApiKey, auth_middleware, load_keys
 from dispatcher.api.errors import errors_middleware
 from dispatcher.api.logging import access_log
@@ -34,6 +34,7 @@ def build_app(settings: Settings, keys: Sequence[ApiKey]) -> web.Application:
     app.router.add_get("/readyz", ops.readyz, allow_head=False)
     app.router.add_get("/openapi.json", openapi_route(), allow_head=False)
     docs.add_routes(app)
+    graphql.add_routes(app)
     return app
 
 
