@@ -1,6 +1,7 @@
-// GraphiQL 3 on /graphql, with React 18 from this server (no CDN). Put the API key in the
-// headers tab: {"Authorization": "Bearer <key>"}.
-const params = new URLSearchParams(window.location.search);
+// GraphiQL 3 on /graphql, with React 18 from this server (no CDN). Queries need the API key:
+// put {"Authorization": "Bearer <key>"} in the Headers tab. `#query=` pre-fills the editor
+// (a fragment: `?query=` on /graphql runs the query instead of opening GraphiQL).
+const params = new URLSearchParams(window.location.hash.slice(1));
 const fetcher = GraphiQL.createFetcher({ url: "/graphql" });
 const root = ReactDOM.createRoot(document.getElementById("graphiql"));
 root.render(
@@ -8,7 +9,6 @@ root.render(
     fetcher,
     defaultEditorToolsVisibility: true,
     defaultQuery: params.get("query") || undefined,
-    headers: params.get("headers") || '{"Authorization": "Bearer <your key>"}',
     shouldPersistHeaders: false,
   })
 );
