@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from email.utils import parseaddr
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from dispatcher.api.auth import CLIENT
 from dispatcher.api.compose import Outgoing, encode_checked
@@ -66,18 +67,26 @@ class Campaign:
 async def post_campaign(request: web.Request) -> web.Response:
     if request.content_type != "multipart/form-data":
         raise ApiError(415, "send the campaign as multipart/form-data")
-    reader = await request.multipart()
-    values, file = await _fields(reader)
+    try:
+        values, file = await _fields(await request.multipart())
+    except (ValueError, HttpProcessingError):
+        raise InvalidRequest([("body", "not valid multipart/form-data")]) from None
     campaign = _campaign(values)
     tally = Tally(campaign.batch_id)
     annotate(request, batch_id=campaign.batch_id)
     services = request.app[SERVICES]
     limit = services.settings.api.max_csv_rows
     reading = Reading(services.enqueuer, tally, uuid.uuid4().hex, request[CLIENT])
-    over = await reading.run(campaign, file, limit)
+    ended = await reading.run(campaign, file, limit)
     annotate(request, accepted=tally.accepted, skipped=tally.skipped_duplicates)
     annotate(request, rejected=len(tally.rejected_rows), not_queued=tally.not_queued)
-    if over:
+    if ended == "broken":
+        raise ApiError(
+            400,
+            "the multipart body is malformed; the rows read before it were enqueued",
+            extra=tally.body(),
+        )
+    if ended == "over":
         raise ApiError(
             413,
             f"the CSV has more than max_csv_rows ({limit}) rows: rows after {limit} were not "
@@ -154,8 +163,9 @@ class Reading:
         self._tasks: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(IN_FLIGHT)
 
-    async def run(self, campaign: Campaign, file: BodyPartReader, limit: int) -> bool:
-        """Read and enqueue everything; True when the file had more than `limit` rows."""
+    async def run(self, campaign: Campaign, file: BodyPartReader, limit: int) -> str:
+        """Read and enqueue everything. Returns "done", "over" (more than `limit` rows: the
+        rest not read) or "broken" (the multipart body broke off)."""
         columns: list[str] | None = None
         try:
             async for record in records(file.read_chunk):
@@ -163,14 +173,16 @@ class Reading:
                     columns = _header(record, campaign)
                     continue
                 if record.number - 1 > limit:
-                    return True
+                    return "over"
                 await self._row(campaign, columns, record)
-            if columns is None:
-                raise InvalidRequest([("file", "is empty: a header row with `email` is needed")])
-            return False
+        except (ValueError, HttpProcessingError):
+            return "broken"
         finally:
             await self._flush()
             await asyncio.gather(*self._tasks)
+        if columns is None:
+            raise InvalidRequest([("file", "is empty: a header row with `email` is needed")])
+        return "done"
 
     async def _row(self, campaign: Campaign, columns: list[str], record: CsvRecord) -> None:
         try:
