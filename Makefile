@@ -1,5 +1,7 @@
 # Every target installs what it needs: the venv, the pinned Python packages, redis-server
-# (apt-get, when missing) and, for the demo and the bench, the fauxqs SQS emulator (npm).
+# (apt-get, when missing), for the tests Debian's chromium (apt-get, when missing; the browser
+# tests drive it with playwright) and, for the demo and the bench, the fauxqs SQS emulator (npm).
+# The API's browser assets (GraphiQL, React, Swagger UI) are checked in: no npm step for them.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +11,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 MARKS := $(if $(SLOW),,-m "not slow")
 
-.PHONY: all deps redis fauxqs test lint typecheck unit demo bench constraints clean
+.PHONY: all deps redis chromium fauxqs test lint typecheck unit demo bench constraints clean
 
 all: test
 
@@ -34,6 +36,12 @@ $(FAUXQS):
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
 	npm install --silent --no-audit --no-fund --prefix .tools fauxqs@1.9.2
 
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "chromium missing: installing it with apt-get (browser tests)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
 fauxqs: $(FAUXQS)
 
 lint: $(STAMP)
@@ -43,7 +51,7 @@ lint: $(STAMP)
 
 # The end-to-end tests run twice: on moto (the reference SQS API) and on fauxqs, which, like
 # AWS, ignores a delete with a stale receipt handle.
-test: deps fauxqs lint
+test: deps chromium fauxqs lint
 	$(BIN)/pytest $(MARKS) $(PYTEST_ARGS)
 	DEVSTACK_TEST_SQS=fauxqs $(BIN)/pytest $(MARKS) tests/test_worker.py tests/test_lifecycle.py $(PYTEST_ARGS)
 

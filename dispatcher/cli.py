@@ -1,4 +1,4 @@
-"""`dispatcher` command line: run, check-config, demo."""
+"""`dispatcher` command line: run, api, check-config, status, demo."""
 
 from __future__ import annotations
 
@@ -39,6 +39,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _run(status())
         print(render(rows, args.json))
         return code
+    if args.command == "api":
+        from dispatcher.api.app import run as run_api
+
+        try:
+            run_api(settings)
+        except config.ConfigError as exc:
+            print(f"dispatcher: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.command == "check-config":
         print(f"ok: {len(settings.providers)} providers, strategy {settings.routing.strategy}")
         return 0
@@ -63,6 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (
         ("run", "consume the queue and send"),
+        ("api", "serve the intake API (send, campaigns, status, GraphQL, docs)"),
         ("check-config", "validate a config file and exit"),
         ("status", "provider health shared by every replica"),
     ):

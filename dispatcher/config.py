@@ -99,6 +99,20 @@ _BREAKER_KEYS = frozenset(f.name for f in fields(BreakerSettings))
 
 
 @dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """`dispatcher api`: the HTTP front door."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_keys_file: str | None = None  # one SHA-256 hex per line, or `name:hash`; required to run
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_csv_rows: int = 1_000_000
+    idempotency_hours: int = 24
+    retention_days: int = 0  # how long records and indexes live; 0: dispatch.record_ttl_days
+    shutdown_seconds: float = 25.0  # on SIGTERM, in-flight requests get this long
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "info"
 
@@ -134,6 +148,7 @@ class Settings:
     routing: RoutingSettings = RoutingSettings()
     breaker: BreakerSettings = BreakerSettings()
     log: LogSettings = LogSettings()
+    api: ApiSettings = ApiSettings()
 
     def provider(self, name: str) -> ProviderSettings:
         return next(p for p in self.providers if p.name == name)
@@ -146,6 +161,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "routing": RoutingSettings,
     "breaker": BreakerSettings,
     "log": LogSettings,
+    "api": ApiSettings,
 }
 
 
@@ -205,8 +221,12 @@ def parse(doc: Mapping[str, Any]) -> Settings:
         raise ConfigError("queue.url", "is required")
     sections = {name: _build(cls, doc.get(name, {}), name) for name, cls in _SECTIONS.items()}
     providers = _providers(doc.get("providers", []), sections["breaker"])
+    api: ApiSettings = sections["api"]
+    if api.retention_days == 0:
+        sections["api"] = replace(api, retention_days=sections["dispatch"].record_ttl_days)
     settings = Settings(providers=providers, **sections)
     _check(settings)
+    _check_api(settings)
     return settings
 
 
@@ -331,6 +351,22 @@ def _check(settings: Settings) -> None:
         _require(p.burst >= 0, f"providers[{i}].burst", "must be >= 0")
         _require(p.weight >= 0, f"providers[{i}].weight", "must be >= 0")
         _require(p.timeout_seconds > 0, f"providers[{i}].timeout_seconds", "must be > 0")
+
+
+def _check_api(settings: Settings) -> None:
+    a = settings.api
+    _require(bool(a.host), "api.host", "is required")
+    _require(0 <= a.port <= 65_535, "api.port", "must be 0..65535")
+    _require(a.api_keys_file != "", "api.api_keys_file", "must not be empty")
+    _require(1024 <= a.max_body_bytes <= 1 << 30, "api.max_body_bytes", "must be 1024..2^30")
+    _require(1 <= a.max_csv_rows <= 100_000_000, "api.max_csv_rows", "must be 1..100000000")
+    _require(1 <= a.idempotency_hours <= 24 * 30, "api.idempotency_hours", "must be 1..720")
+    _require(
+        a.retention_days == settings.dispatch.record_ttl_days,
+        "api.retention_days",
+        "must equal dispatch.record_ttl_days (the worker rewrites the same records and indexes)",
+    )
+    _require(0 <= a.shutdown_seconds <= 3600, "api.shutdown_seconds", "must be 0..3600")
 
 
 def _check_breaker(b: BreakerSettings, where: str) -> None:

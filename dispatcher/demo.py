@@ -1,9 +1,12 @@
 """`dispatcher demo`: the whole pipeline on this machine, in well under two minutes.
 
-It starts redis-server and fauxqs (a local SQS endpoint), enqueues 5,000 messages, runs the
-real worker against three simulated providers with a live view, takes one provider down
-halfway so the failover shows, checks that every message was sent exactly once, prints a
-summary and stops everything it started. Logs go to `.run/demo.log` (JSON lines, this run only).
+It starts redis-server, fauxqs (a local SQS endpoint) and the intake API, uploads a CSV
+campaign of 5,000 customers (with duplicates and bad rows, which the API skips and reports)
+and a few single sends through the API, runs the real worker against three simulated
+providers with a live view, takes one provider down halfway so the failover shows, checks that
+every message was sent exactly once, reads the campaign's counts back from
+`GET /v1/batches/{id}`, and stops everything it started. Logs go to `.run/demo.log` (JSON
+lines, this run only).
 """
 
 from __future__ import annotations
@@ -15,11 +18,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from dispatcher import logs
 from dispatcher.app import open_worker
 from dispatcher.config import Settings, parse
+from dispatcher.demo_api import FrontDoor, serving, write_campaign
 from dispatcher.devstack import (
     AWS_CREDENTIALS,
     REPO,
@@ -38,6 +40,8 @@ from providers.simulated import Simulated
 PROVIDERS = (("ses-sim", 90), ("sendgrid-sim", 70), ("mailgun-sim", 110))  # name, latency ms
 TAKEN_DOWN = "ses-sim"
 FRAME_SECONDS = 0.2
+CAMPAIGN = "spring-sale"
+DUPLICATES, BAD_ROWS, SINGLES = 50, 5, (1, 3, 2)  # single sends: recipients each
 
 
 async def run_demo(messages: int = 5000) -> None:
@@ -51,14 +55,32 @@ async def run_demo(messages: int = 5000) -> None:
             pair = await create_queue_pair(
                 sqs, f"demo-{uuid.uuid4().hex[:8]}", max_receive_count=20
             )
-            started = time.monotonic()
-            ids = await _enqueue(sqs, pair.url, messages)
-            print(f"enqueued {messages:,} messages in {time.monotonic() - started:.1f} s")
             settings = _settings(pair, sqs_server.endpoint_url, redis.url)
-            stats = Stats()
-            async with open_worker(settings, stats=stats) as worker:
-                elapsed = await _watch(worker, messages)
-            await _summary(stats, worker, ids, elapsed, sqs, pair, log_path)
+            async with serving(settings) as front:
+                print(f"intake API: {front.url} (docs: {front.url}/docs)")
+                total = await _through_the_api(front, log_path.parent, messages)
+                stats = Stats()
+                async with open_worker(settings, stats=stats) as worker:
+                    elapsed = await _watch(worker, total)
+                await _summary(stats, worker, total, elapsed, sqs, pair, log_path)
+                counts = (await front.batch(CAMPAIGN))["counts"]
+                print(f"  GET /v1/batches/{CAMPAIGN}: {counts}")
+
+
+async def _through_the_api(front: FrontDoor, folder: Path, rows: int) -> int:
+    """Upload the campaign and the single sends; returns how many messages were queued."""
+    csv_path = folder / "demo-campaign.csv"
+    write_campaign(csv_path, rows, DUPLICATES, BAD_ROWS)
+    started = time.monotonic()
+    upload = await front.upload_campaign(csv_path, CAMPAIGN)
+    print(
+        f"POST /v1/campaigns ({rows + DUPLICATES + BAD_ROWS:,} rows): {upload['accepted']:,} "
+        f"queued, {upload['skipped_duplicates']} duplicates skipped, "
+        f"{len(upload['rejected_rows'])} bad rows, in {time.monotonic() - started:.1f} s"
+    )
+    singles = [await front.send(n, "receipts") for n in SINGLES]
+    print(f"POST /v1/emails x {len(singles)}: {sum(map(len, singles))} messages queued")
+    return int(upload["accepted"]) + sum(map(len, singles))
 
 
 def _settings(pair: QueuePair, endpoint: str, redis_url: str) -> Settings:
@@ -85,38 +107,6 @@ def _settings(pair: QueuePair, endpoint: str, redis_url: str) -> Settings:
             ],
         }
     )
-
-
-async def _enqueue(sqs: Any, url: str, count: int) -> list[str]:
-    ids = [f"demo-{i:06d}" for i in range(count)]
-    now = time.time()
-    bodies = [
-        orjson.dumps(
-            {
-                "v": 1,
-                "id": i,
-                "batch_id": "demo",
-                "from": {"email": "shop@example.com"},
-                "to": [{"email": f"customer{n}@example.org"}],
-                "subject": "Your receipt",
-                "text": "Thanks for your order.",
-                "created_at": now,
-            }
-        ).decode()
-        for n, i in enumerate(ids)
-    ]
-    batches = [bodies[i : i + 10] for i in range(0, count, 10)]
-    for start in range(0, len(batches), 20):
-        await asyncio.gather(
-            *(
-                sqs.send_message_batch(
-                    QueueUrl=url,
-                    Entries=[{"Id": str(n), "MessageBody": body} for n, body in enumerate(batch)],
-                )
-                for batch in batches[start : start + 20]
-            )
-        )
-    return ids
 
 
 async def _watch(worker: Worker, total: int) -> float:
@@ -149,7 +139,7 @@ def _simulated(worker: Worker, name: str) -> Simulated:
 async def _summary(
     stats: Stats,
     worker: Worker,
-    ids: list[str],
+    total: int,
     elapsed: float,
     sqs: Any,
     pair: QueuePair,
@@ -161,7 +151,7 @@ async def _summary(
             for message_id, times in provider.sent_ids.items():
                 sent_ids[message_id] = sent_ids.get(message_id, 0) + times
     twice = sum(1 for times in sent_ids.values() if times > 1)
-    missing = len(set(ids) - set(sent_ids))
+    missing = total - len(sent_ids)
     left = await queue_depth(sqs, pair.url)
     dead = await queue_depth(sqs, pair.dlq_url)
     print()

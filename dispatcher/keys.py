@@ -1,16 +1,80 @@
 """Every Redis key name the dispatcher uses, in one place.
 
 Keys are hash-tagged (`{...}`) so that every multi-key script touches one cluster slot and the
-same scripts run unchanged on Redis Cluster (ElastiCache cluster mode). A message record is a
-single key tagged by its own id, so records spread evenly across slots.
+same scripts run unchanged on Redis Cluster (ElastiCache cluster mode).
+
+Message records and their status indexes are split into `SHARDS` shards by a CRC-32 of the
+message id. A record and the indexes of its shard share the tag `{<prefix>s<n>}`, so the one
+script that changes a status also moves the id between that shard's indexes (one slot, one call).
+A list query reads every shard in one pipelined round trip and merges by time
+(`dispatcher.records`). `SHARDS` is fixed for the life of the data: changing it would move
+records to other keys.
+
+Per shard, with `T = {<prefix>s<n>}`::
+
+    T:m:<id>               hash   one message's record (status, provider, attempts, claim, times)
+    T:all                  zset   every id of the shard, scored by its index time (ms)
+    T:st:<STATUS>          zset   the ids in that status, same score
+    T:b:<batch_id>         zset   the ids of one batch, same score
+
+The index time is the record's `created_at`, clamped into the retention window when first
+indexed. Every script that writes an index trims its members older than the retention
+(`ZREMRANGEBYSCORE`) and refreshes its expiry, so no index outlives its records for long.
 """
 
 from __future__ import annotations
 
+import zlib
+
+SHARDS = 32
+STATUSES = ("PENDING", "QUEUED", "SENDING", "SENT", "ERROR")  # the ledger's vocabulary, in order
+
+
+def shard_of(message_id: str) -> int:
+    return zlib.crc32(message_id.encode()) % SHARDS
+
+
+def shard_tag(prefix: str, shard: int) -> str:
+    """The hash tag shared by one shard's records and indexes."""
+    return f"{{{prefix}s{shard}}}"
+
 
 def message(prefix: str, message_id: str) -> str:
-    """Hash holding one message's ledger record (status, provider, attempts, claim, times)."""
-    return f"{prefix}msg:{{{message_id}}}"
+    """Hash holding one message's ledger record."""
+    return f"{shard_tag(prefix, shard_of(message_id))}:m:{message_id}"
+
+
+def index_all(prefix: str, shard: int) -> str:
+    """Sorted set of every id of one shard, by index time."""
+    return f"{shard_tag(prefix, shard)}:all"
+
+
+def index_status(prefix: str, shard: int, status: str) -> str:
+    """Sorted set of one shard's ids in `status`, by index time."""
+    return f"{shard_tag(prefix, shard)}:st:{status}"
+
+
+def index_batch(prefix: str, shard: int, batch_id: str) -> str:
+    """Sorted set of one shard's ids of batch `batch_id`, by index time."""
+    return f"{shard_tag(prefix, shard)}:b:{batch_id}"
+
+
+def record_keys(prefix: str, message_id: str, batch_id: str | None = None) -> list[str]:
+    """The KEYS of every script that writes a record: the record, `all`, one index per status
+    (in `STATUSES` order) and, when `batch_id` is given, the batch index."""
+    shard = shard_of(message_id)
+    found = [
+        message(prefix, message_id),
+        index_all(prefix, shard),
+        *(index_status(prefix, shard, s) for s in STATUSES),
+    ]
+    return [*found, index_batch(prefix, shard, batch_id)] if batch_id else found
+
+
+def idempotency(prefix: str, digest: str) -> str:
+    """Hash of one idempotency key's request: state, body hash, lease, stored response.
+    `digest` is the SHA-256 of the client's name and its key (never the key itself)."""
+    return f"{prefix}idem:{{{digest}}}"
 
 
 def ledger_probe(prefix: str) -> str:

@@ -1,15 +1,21 @@
 """The Redis ledger: one record per message id, claims with a lease, and settled outcomes.
 
-Statuses::
+Statuses, in lifecycle order::
 
-    PENDING  a worker holds a claim and a send is under way
-    QUEUED   on the queue, waiting for a (re)try
+    PENDING  the API accepted it and is putting it on the queue (not there yet)
+    QUEUED   on the queue, waiting for a first try, or again for a scheduled retry
+    SENDING  a worker holds its claim and a send is under way
     SENT     a provider accepted it: never sent again, whatever SQS redelivers
     ERROR    final failure (rejected, or out of attempts): never sent again
 
-Every operation on a batch of messages is one pipelined round trip of single-key scripts, so it
-runs unchanged on Redis Cluster. An error reply about one record (`WRONGTYPE`, a script error on
-its data) fails that message alone (`FAILED`); one about Redis itself fails the whole call.
+A claim moves PENDING, QUEUED (or a record not seen before) to SENDING; a settle moves SENDING to
+SENT, ERROR or QUEUED. The script that changes a status also moves the id between its shard's
+status indexes (`dispatcher.keys`), in the same call: one script call per message and step.
+
+Every operation on a batch of messages is one pipelined round trip of scripts that each touch
+one shard's slot, so it runs unchanged on Redis Cluster. An error reply about one record
+(`WRONGTYPE`, a script error on its data) fails that message alone (`FAILED`); one about Redis
+itself fails the whole call.
 """
 
 from __future__ import annotations
@@ -26,16 +32,17 @@ from dispatcher import keys
 from dispatcher.message import MAX_TIMESTAMP, MessageError
 from dispatcher.scripts import LuaScript, load, run_batch
 
-CLAIM, SETTLE, EXTEND = LuaScript("claim"), LuaScript("settle"), LuaScript("extend")
+CLAIM, SETTLE, EXTEND = (LuaScript(name, "_index") for name in ("claim", "settle", "extend"))
 SCRIPTS = (CLAIM, SETTLE, EXTEND)
 PROBE_TTL_MS = 1000
 
 
 class RecordStatus(enum.StrEnum):
-    PENDING = "PENDING"
-    QUEUED = "QUEUED"
-    SENT = "SENT"
-    ERROR = "ERROR"
+    PENDING = "PENDING"  # accepted by the API, not on the queue yet
+    QUEUED = "QUEUED"  # on the queue: first try, or a scheduled retry
+    SENDING = "SENDING"  # a worker holds the claim
+    SENT = "SENT"  # a provider accepted it
+    ERROR = "ERROR"  # failed for good
 
 
 class ClaimVerdict(enum.StrEnum):
@@ -111,6 +118,8 @@ class Record:
     received_at: float | None
     updated_at: float | None
     sent_at: float | None
+    created_by: str | None = None  # the API key's name, for messages sent through the API
+    indexed_at: float | None = None  # its time in the status indexes (created_at, clamped)
 
 
 class Ledger:
@@ -144,6 +153,9 @@ class Ledger:
     def _key(self, message_id: str) -> str:
         return keys.message(self._prefix, message_id)
 
+    def _keys(self, message_id: str, batch_id: str | None = None) -> list[str]:
+        return keys.record_keys(self._prefix, message_id, batch_id)
+
     async def claim(self, requests: Sequence[ClaimRequest], lease_seconds: float) -> list[Claim]:
         """Claim every message in one round trip."""
         if not requests:
@@ -155,8 +167,11 @@ class Ledger:
                 created = "" if req.created_at is None else str(int(req.created_at * 1000))
                 CLAIM.queue(
                     pipe,
-                    [self._key(req.message_id)],
-                    [req.owner, now, lease, self._ttl, req.batch_id or "", created],
+                    self._keys(req.message_id, req.batch_id),
+                    [
+                        *(req.owner, now, lease, self._ttl),
+                        *(req.batch_id or "", created, req.message_id),
+                    ],
                 )
 
         replies = await run_batch(self._redis, SCRIPTS, build, isolate=True)
@@ -172,7 +187,7 @@ class Ledger:
             for s in settlements:
                 SETTLE.queue(
                     pipe,
-                    [self._key(s.message_id)],
+                    self._keys(s.message_id),
                     [
                         s.owner,
                         s.status.value,
@@ -184,6 +199,7 @@ class Ledger:
                         s.ambiguous_via or "",
                         self._ttl,
                         "1" if s.dead_letter else "0",
+                        s.message_id,
                     ],
                 )
 
@@ -200,31 +216,40 @@ class Ledger:
 
         def build(pipe: Pipeline) -> None:
             for message_id, owner in claims:
-                EXTEND.queue(pipe, [self._key(message_id)], [owner, now, lease])
+                EXTEND.queue(
+                    pipe, self._keys(message_id), [owner, now, lease, self._ttl, message_id]
+                )
 
         replies = await run_batch(self._redis, SCRIPTS, build, isolate=True)
         return [not isinstance(held, Exception) and bool(held) for held in replies]
 
     async def get(self, message_id: str) -> Record | None:
         raw: dict[bytes | str, bytes | str] = await self._redis.hgetall(self._key(message_id))
-        if not raw:
-            return None
-        doc = {_text(k): _text(v) for k, v in raw.items()}
-        via = doc.get("ambiguous_via")
-        return Record(
-            message_id=message_id,
-            status=RecordStatus(doc["status"]),
-            attempts=int(doc.get("attempts", "0")),
-            provider=doc.get("provider"),
-            provider_message_id=doc.get("provider_message_id"),
-            last_error=doc.get("last_error"),
-            ambiguous_via=tuple(via.split(",")) if via else (),
-            batch_id=doc.get("batch_id"),
-            created_at=_seconds(doc.get("created_at")),
-            received_at=_seconds(doc.get("received_at")),
-            updated_at=_seconds(doc.get("updated_at")),
-            sent_at=_seconds(doc.get("sent_at")),
-        )
+        return parse_record(message_id, raw)
+
+
+def parse_record(message_id: str, raw: dict[bytes | str, bytes | str]) -> Record | None:
+    """A record from its hash fields (HGETALL), or None for an empty reply (no such record)."""
+    if not raw:
+        return None
+    doc = {_text(k): _text(v) for k, v in raw.items()}
+    via = doc.get("ambiguous_via")
+    return Record(
+        message_id=message_id,
+        status=RecordStatus(doc["status"]),
+        attempts=int(doc.get("attempts", "0")),
+        provider=doc.get("provider"),
+        provider_message_id=doc.get("provider_message_id"),
+        last_error=doc.get("last_error"),
+        ambiguous_via=tuple(via.split(",")) if via else (),
+        batch_id=doc.get("batch_id"),
+        created_at=_seconds(doc.get("created_at")),
+        received_at=_seconds(doc.get("received_at")),
+        updated_at=_seconds(doc.get("updated_at")),
+        sent_at=_seconds(doc.get("sent_at")),
+        created_by=doc.get("created_by"),
+        indexed_at=_seconds(doc.get("ix")),
+    )
 
 
 def _claim(message_id: str, reply: Any) -> Claim:

@@ -77,6 +77,33 @@ class Address:
         return self.email.rpartition("@")[2]
 
 
+def is_identifier(text: str) -> bool:
+    """An `id` or `batch_id`: 1-200 of `A-Z a-z 0-9 . _ : @ / + = -`."""
+    return bool(_ID_RE.fullmatch(text))
+
+
+def is_address(text: str) -> bool:
+    """An email address as schema v1 takes it (at most 320 characters)."""
+    return len(text) <= 320 and bool(_EMAIL_RE.fullmatch(text))
+
+
+def is_allowed_header(name: str) -> bool:
+    """A header name a producer may set: printable, no colon, not one the dispatcher or a
+    provider sets or reads as an instruction."""
+    lowered = name.lower()
+    return (
+        bool(_HEADER_NAME_RE.fullmatch(name))
+        and lowered not in RESERVED_HEADERS
+        and not lowered.startswith(RESERVED_HEADER_PREFIXES)
+    )
+
+
+def breaks_line(text: str) -> bool:
+    """Whether a one-line value (subject, display name, header value) holds a line break or a
+    control character."""
+    return _breaks_line(text)
+
+
 def identifier(value: object, name: str, *, required: bool) -> str | None:
     if value is None and not required:
         return None

@@ -1,4 +1,4 @@
-"""Amazon SQS through aiobotocore: receive, delete, change visibility, dead-letter.
+"""Amazon SQS through aiobotocore: send, receive, delete, change visibility, dead-letter.
 
 Batch calls carry at most 10 entries (the SQS limit), and a batch of messages sent at most
 `BATCH_BYTES` in all (the older, stricter of SQS's payload limits); larger lists are split and
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
+from botocore.exceptions import BotoCoreError, ClientError
 
 SQS_BATCH = 10
 BATCH_BYTES = 262_144  # bodies plus attributes of one SendMessageBatch
@@ -126,6 +127,27 @@ class SqsQueue:
         chunks = _by_size(items, lambda item: _dead_letter_size(*item))
         results = await asyncio.gather(*(call(chunk) for chunk in chunks))
         return [msg for failed in results for msg in failed]
+
+    async def send_batch(self, messages: Sequence[tuple[str, bytes]]) -> list[str]:
+        """Put (key, body) messages on the queue, in SendMessageBatch calls of at most ten;
+        returns the keys of those SQS did not take (a failed entry, or a whole failed call)."""
+
+        async def call(chunk: Sequence[tuple[str, bytes]]) -> list[str]:
+            try:
+                reply = await self._client.send_message_batch(
+                    QueueUrl=self.url,
+                    Entries=[
+                        {"Id": str(i), "MessageBody": body.decode()}
+                        for i, (_, body) in enumerate(chunk)
+                    ],
+                )
+            except (TimeoutError, ClientError, BotoCoreError, OSError):
+                return [key for key, _ in chunk]
+            return [chunk[int(f["Id"])][0] for f in reply.get("Failed", [])]
+
+        chunks = _by_size(messages, lambda item: len(item[1]))
+        results = await asyncio.gather(*(call(chunk) for chunk in chunks))
+        return [key for failed in results for key in failed]
 
     async def depth(self) -> int:
         """Messages waiting plus in flight (approximate, as SQS reports it)."""

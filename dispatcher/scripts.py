@@ -27,14 +27,15 @@ def _lua(name: str) -> str:
 
 class LuaScript:
     """One script, after the shared preludes: always `lua/_clock.lua` (the `clock(now)` helper),
-    then the ones named in `preludes` (`_breaker`, `_gcra`: rules several scripts share)."""
+    then the ones named in `preludes` (`_breaker`, `_gcra`: rules several scripts share;
+    `_index`: the status index helpers)."""
 
     def __init__(self, name: str, *preludes: str) -> None:
         self.name = name
         self.source = "".join(_lua(part) for part in ("_clock", *preludes, name))
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
-    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | int]) -> None:
+    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | int | bytes]) -> None:
         pipe.evalsha(self.sha, len(keys), *keys, *args)
 
 

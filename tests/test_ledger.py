@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from redis.asyncio import Redis
 
+from dispatcher import keys
 from dispatcher.ledger import (
     ClaimRequest,
     ClaimVerdict,
@@ -44,7 +45,7 @@ async def test_claim_then_settle_sent_blocks_every_later_claim(redis: Redis) -> 
     )
     assert record.created_at == 1_700_000_000.0
     assert record.sent_at is not None
-    assert await redis.ttl("t:msg:{m1}") > 3000
+    assert await redis.ttl(keys.message("t:", "m1")) > 3000
 
 
 async def test_a_live_lease_makes_other_owners_busy_until_it_expires(redis: Redis) -> None:
@@ -151,7 +152,7 @@ async def test_a_settle_retried_after_its_reply_was_lost_is_acted_on_once(redis:
 
 async def test_an_error_about_one_record_fails_that_message_alone(redis: Redis) -> None:
     book = ledger(redis)
-    await redis.set("t:msg:{m-bad}", "not a hash")  # WRONGTYPE for every script on it
+    await redis.set(keys.message("t:", "m-bad"), "not a hash")  # WRONGTYPE for every script on it
     claims = await book.claim(
         [ClaimRequest("m-1", "o1"), ClaimRequest("m-bad", "o2"), ClaimRequest("m-2", "o3")], 30
     )

@@ -16,6 +16,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from dispatcher import keys
 from dispatcher.devstack import RedisServer, queue_depth
 from dispatcher.journal import Journal
 from dispatcher.ledger import (
@@ -46,7 +47,7 @@ async def test_a_message_whose_record_redis_refuses_goes_to_the_dlq_and_the_rest
     sqs: Any, queues: QueuePair, redis: Redis, redis_url: str, sqs_endpoint: str
 ) -> None:
     ids = [f"msg-{i:05d}" for i in range(6)]
-    await redis.set("t:msg:{msg-00003}", "not a hash")
+    await redis.set(keys.message("t:", "msg-00003"), "not a hash")
     await enqueue(sqs, queues.url, [email_doc(i) for i in range(6)])
     async with FakeSendGrid() as sg:
         config = settings(

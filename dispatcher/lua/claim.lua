@@ -1,14 +1,14 @@
--- Claim one message for sending, unless it is already settled or leased to another owner.
--- KEYS[1]  the message record (hash)
+-- Claim one message for sending (status SENDING), unless it is settled or leased to another owner.
+-- KEYS     the record and its indexes (lua/_index.lua)
 -- ARGV[1]  owner token (unique per delivery)   ARGV[2] now (ms, or "" for the Redis clock)   ARGV[3] lease (ms)
--- ARGV[4]  record TTL (s)   ARGV[5] batch id or ""   ARGV[6] created_at (ms) or ""
+-- ARGV[4]  record TTL (s)   ARGV[5] batch id or ""   ARGV[6] created_at (ms) or ""   ARGV[7] message id
 -- Returns {verdict, attempts, extra}: verdict SENT | ERROR (settled: delete, never resend),
 -- DEAD_LETTER (ERROR, but its dead-letter copy may not exist: extra = the reason; copy it, then
 -- delete), BUSY (extra = ms left on the other owner's lease) or CLAIMED.
 -- Taking over a claim whose lease lapsed (its worker died or lost touch mid-send) is an
 -- ambiguous outcome: the mail may have gone out. It is recorded in ambiguous_via as `unknown`.
 local record = KEYS[1]
-local now = clock(ARGV[2])
+local now, ttl = clock(ARGV[2]), tonumber(ARGV[4])
 local fields = redis.call('HMGET', record, 'status', 'attempts', 'owner', 'lease_until',
                           'dead_letter', 'last_error')
 local status, attempts = fields[1], fields[2] or '0'
@@ -27,10 +27,11 @@ if fields[3] and fields[3] ~= ARGV[1] then
   local seen = redis.call('HGET', record, 'ambiguous_via')
   redis.call('HSET', record, 'ambiguous_via', seen and (seen .. ',unknown') or 'unknown')
 end
-redis.call('HSET', record, 'status', 'PENDING', 'owner', ARGV[1],
+redis.call('HSET', record, 'status', 'SENDING', 'owner', ARGV[1],
            'lease_until', now + tonumber(ARGV[3]), 'updated_at', now)
 redis.call('HSETNX', record, 'received_at', now)
 if ARGV[5] ~= '' then redis.call('HSETNX', record, 'batch_id', ARGV[5]) end
 if ARGV[6] ~= '' then redis.call('HSETNX', record, 'created_at', ARGV[6]) end
-redis.call('EXPIRE', record, tonumber(ARGV[4]))
+reindex(ARGV[7], status, 'SENDING', redis.call('HGET', record, 'created_at') or '', now, ttl)
+redis.call('EXPIRE', record, ttl)
 return {'CLAIMED', attempts, ''}

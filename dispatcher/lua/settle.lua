@@ -1,9 +1,10 @@
 -- Record the outcome of one delivery attempt and release the claim.
--- KEYS[1]  the message record (hash)
+-- KEYS     the record and its indexes (lua/_index.lua; no batch index: the record keeps its own)
 -- ARGV[1]  owner token   ARGV[2] status: SENT | QUEUED (retry later) | ERROR (final)
 -- ARGV[3]  now (ms, or "" for the Redis clock)   ARGV[4] provider   ARGV[5] provider message id   ARGV[6] error class
 -- ARGV[7]  1 to count this as an attempt, else 0   ARGV[8] providers that answered ambiguously
 -- ARGV[9]  record TTL (s)   ARGV[10] 1 when an ERROR goes to the dead-letter queue, else 0
+-- ARGV[11] message id
 -- Returns {verdict, attempts}: OK, or SENT (already sent: nothing changes), or STALE (the
 -- claim passed to another owner; only a SENT result is still recorded, since the mail went out).
 -- Settling again with the owner that settled last returns OK and changes nothing: a retry after
@@ -19,7 +20,7 @@ end
 if ARGV[2] ~= 'SENT' and current[2] ~= ARGV[1] then
   return {'STALE', current[3] or '0'}
 end
-local now = clock(ARGV[3])
+local now, ttl = clock(ARGV[3]), tonumber(ARGV[9])
 redis.call('HSET', record, 'status', ARGV[2], 'updated_at', now, 'settled_by', ARGV[1])
 redis.call('HDEL', record, 'owner', 'lease_until')
 if ARGV[4] ~= '' then redis.call('HSET', record, 'provider', ARGV[4]) end
@@ -33,5 +34,6 @@ if ARGV[8] ~= '' then
 end
 local attempts = current[3] or '0'
 if ARGV[7] == '1' then attempts = redis.call('HINCRBY', record, 'attempts', 1) end
-redis.call('EXPIRE', record, tonumber(ARGV[9]))
+reindex(ARGV[11], current[1], ARGV[2], redis.call('HGET', record, 'created_at') or '', now, ttl)
+redis.call('EXPIRE', record, ttl)
 return {'OK', tostring(attempts)}

@@ -1,0 +1,27 @@
+"""From ledger records to API documents (REST and GraphQL share them)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from dispatcher.api.models import EmailStatus
+from dispatcher.ledger import Record
+
+
+def email_status(record: Record) -> EmailStatus:
+    return EmailStatus(
+        id=record.message_id,
+        batch_id=record.batch_id,
+        status=record.status.value,
+        provider=record.provider,
+        provider_message_id=record.provider_message_id,
+        attempts=record.attempts,
+        error=record.last_error,
+        created_by=record.created_by,
+        created_at=_time(record.created_at),
+        updated_at=_time(record.updated_at),
+    )
+
+
+def _time(epoch: float | None) -> datetime | None:
+    return None if epoch is None else datetime.fromtimestamp(epoch, UTC)
