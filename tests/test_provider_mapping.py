@@ -3,21 +3,13 @@ scrubbing, SES tag values, payload details, the registry and the simulated provi
 
 from __future__ import annotations
 
-import socket
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
-from botocore.exceptions import (
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    ParamValidationError,
-    ReadTimeoutError,
-)
 
 import providers
 from dispatcher.config import ProviderSettings
@@ -100,12 +92,10 @@ def test_transport_errors(exc: aiohttp.ClientError, status: Status, error: str) 
     assert (outcome.status, outcome.error) == (status, error)
 
 
-def ses_error(code: str, message: str = "", http: int = 400) -> ClientError:
-    answer = {
-        "Error": {"Code": code, "Message": message},
-        "ResponseMetadata": {"HTTPStatusCode": http},
-    }
-    return ClientError(answer, "SendEmail")
+def ses_error(code: str, message: str = "", http: int = 400) -> Answer:
+    """An SES error answer as the restJson protocol shapes it."""
+    headers = {"x-amzn-ErrorType": f"{code}:http://internal.amazon.com/coral/"}
+    return Answer(http, headers, orjson.dumps({"message": message}))
 
 
 @pytest.mark.parametrize(
@@ -152,35 +142,19 @@ def ses_error(code: str, message: str = "", http: int = 400) -> ClientError:
         (ses_error("Whatever", http=504), Status.AMBIGUOUS, False),
     ],
 )
-def test_ses_error_codes(error: ClientError, status: Status, misconfigured: bool) -> None:
-    outcome = ses.client_error("ses", error, SENDER)
+def test_ses_error_codes(error: Answer, status: Status, misconfigured: bool) -> None:
+    outcome = ses.parse("ses", error, SENDER)
     assert (outcome.status, outcome.misconfigured) == (status, misconfigured)
-    assert outcome.error == error.response["Error"]["Code"]
+    assert outcome.error == error.headers["x-amzn-ErrorType"].split(":")[0]
     assert "@" not in (outcome.detail or "")
 
 
-@pytest.mark.parametrize(
-    ("exc", "status", "error"),
-    [
-        (ReadTimeoutError(endpoint_url="u"), Status.AMBIGUOUS, "timeout"),
-        (ConnectTimeoutError(endpoint_url="u"), Status.DOWN, "connect_timeout"),
-        (
-            EndpointConnectionError(endpoint_url="u", error=socket.gaierror()),
-            Status.DOWN,
-            "connect",
-        ),
-        (
-            EndpointConnectionError(endpoint_url="u", error=aiohttp.ClientOSError()),
-            Status.AMBIGUOUS,
-            "reset",
-        ),
-        (NoCredentialsError(), Status.DOWN, "no_credentials"),
-        (ParamValidationError(report="Invalid length"), Status.REJECTED, "invalid_request"),
-    ],
-)
-def test_ses_transport_errors(exc: Exception, status: Status, error: str) -> None:
-    outcome = ses.transport_error("ses", exc)
-    assert (outcome.status, outcome.error) == (status, error)
+def test_ses_answers_without_an_error_type_header_use_the_body_type() -> None:
+    answer = Answer(400, {}, orjson.dumps({"__type": "com.amazon#MessageRejected", "message": "x"}))
+    outcome = ses.parse("ses", answer, SENDER)
+    assert (outcome.status, outcome.error) == (Status.REJECTED, "MessageRejected")
+    sent = ses.parse("ses", Answer(200, {}, orjson.dumps({"MessageId": "m-1"})), SENDER)
+    assert (sent.status, sent.provider_message_id) == (Status.SENT, "m-1")
 
 
 @pytest.mark.parametrize(
