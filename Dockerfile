@@ -36,13 +36,14 @@ USER 10001:10001
 ENTRYPOINT ["python", "-m", "tests.fakes"]
 CMD ["sendgrid", "--host", "0.0.0.0", "--port", "8025"]
 
-# -- runtime: the virtualenv on a clean slim base, run as an unprivileged user.
+# -- runtime: the virtualenv on a clean slim base, run as an unprivileged user. /etc/dispatcher is
+# the user's so that a config written at start (ECS: deploy/terraform/ecs.tf) lands there.
 FROM ${PYTHON_IMAGE} AS runtime
 RUN groupadd --system --gid 10001 dispatcher \
  && useradd --system --uid 10001 --gid dispatcher --no-create-home \
         --home-dir /nonexistent --shell /usr/sbin/nologin dispatcher \
  && mkdir -p /etc/dispatcher /var/lib/dispatcher \
- && chown dispatcher:dispatcher /var/lib/dispatcher
+ && chown dispatcher:dispatcher /etc/dispatcher /var/lib/dispatcher
 COPY --from=build /opt/dispatcher /opt/dispatcher
 # The journal keeps outcomes that Redis could not take at shutdown (README: "A stop while Redis
 # is away"); the next start records them. Keep it on a volume that outlives the container.
