@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from dispatcher.devstack import free_port, queue_depth
 from dispatcher.ledger import Ledger
 from tests.conftest import QueuePair
-from tests.deploy_files import DEPLOY, Stage, parse_dockerfile, runnable_toml
+from tests.deploy_files import DEPLOY, REPO, Stage, parse_dockerfile, runnable_toml
 from tests.fakes import FakeMailgun, FakeSendGrid
 from tests.harness import email_doc, enqueue, eventually, statuses
 
@@ -111,6 +111,9 @@ async def test_entrypoint_and_cmd_send_and_exit_0_on_sigterm(
     env["PATH"] = (
         image_env["PATH"].replace(IMAGE_VENV_BIN, venv_bin).replace("$PATH", os.environ["PATH"])
     )
+    # The console script imports this checkout's packages, as the image's venv holds them (a
+    # venv shared between checkouts may point its editable install at another one).
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     journal = tmp_path / "volume" / Path(image_env["DISPATCHER_DISPATCH__JOURNAL_PATH"]).name
     journal.parent.mkdir()
     executable = shutil.which(argv[0], path=env["PATH"])
