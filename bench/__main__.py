@@ -7,6 +7,7 @@ event loop leaks into another's figures, and writes its section to `bench/result
     profile     a CPU profile of one throughput run (bench/profile.py)
     simulate    every fault scenario against every strategy, with plots (bench/simulate.py)
     load        locust, headless, in its own process (bench/load.py)
+    api         the intake API under locust: single sends, a 100,000-row campaign (bench/api.py)
 
 `python -m bench throughput simulate` runs only those parts; RESULTS.md is rebuilt from every
 section on disk, so a part that was not re-run keeps its last figures (and says when it ran).
@@ -24,7 +25,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-PARTS = ("throughput", "profile", "simulate", "load")
+PARTS = ("throughput", "profile", "simulate", "load", "api")
 SECTIONS = (*PARTS, "notes")  # notes.md is hand-written: what the figures mean
 TITLES = {
     "notes": "Reading these figures",
@@ -32,6 +33,7 @@ TITLES = {
     "profile": "CPU profile",
     "simulate": "Routing under faults (simulator)",
     "load": "Locust load",
+    "api": "Intake API (locust)",
 }
 
 

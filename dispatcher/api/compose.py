@@ -105,9 +105,14 @@ def compose(
     return found
 
 
+_SQS_REFUSES = (b"\xef\xbf\xbe", b"\xef\xbf\xbf")  # U+FFFE, U+FFFF: not in SQS's character set
+
+
 def encode_checked(email: Email) -> bytes:
-    """The queue body, after the worker's own decoder has accepted it."""
+    """The queue body, after the worker's own decoder (and SQS's character set) accepted it."""
     body = message.encode(email)
+    if any(bad in body for bad in _SQS_REFUSES):
+        raise InvalidRequest([("body", "contains U+FFFE or U+FFFF, which SQS refuses")])
     try:
         message.decode(body)
     except MessageError as exc:

@@ -173,3 +173,20 @@ async def test_a_thousand_row_campaign_reaches_sent_and_a_reupload_accepts_none(
     assert batch["counts"] == {"PENDING": 0, "QUEUED": 0, "SENDING": 0, "SENT": 890, "ERROR": 0}
     status, again = await upload(api, thousand_rows(), batch_id="launch")
     assert (status, again["accepted"], again["skipped_duplicates"]) == (202, 0, 990)
+
+
+async def test_rows_sqs_refuses_answer_503_and_a_reupload_enqueues_only_those(
+    api: Api, gateway: Any, sqs: Any, queues: QueuePair
+) -> None:
+    rows = "".join(f"u{n}@example.org,U{n},Co\n" for n in range(30))
+    csv_text = "email,name,company\n" + rows.replace("u7@", "sqs-down-7@")
+    gateway.fail_marker = b"sqs-down-"
+    status, reply = await upload(api, csv_text, batch_id="flaky")
+    assert status == 503
+    assert (reply["accepted"], reply["skipped_duplicates"]) == (29, 0)
+    assert len(await drain_queue(sqs, queues.url)) == 29
+    gateway.fail_marker = None
+    status, again = await upload(api, csv_text, batch_id="flaky")
+    assert (status, again["accepted"], again["skipped_duplicates"]) == (202, 1, 29)
+    [late] = await drain_queue(sqs, queues.url)
+    assert decode(late["Body"]).to[0].email == "sqs-down-7@example.org"

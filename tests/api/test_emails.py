@@ -89,6 +89,11 @@ async def test_every_problem_is_reported_at_once(api: Api) -> None:
     too_many = body(1001)
     status, reply = await post(api, too_many)
     assert (status, reply["errors"][0]["field"]) == (400, "to")
+    status, reply = await post(api, body(1, text="not for SQS \uffff"))
+    assert (status, reply["errors"]) == (
+        400,
+        [{"field": "body", "error": "contains U+FFFE or U+FFFF, which SQS refuses"}],
+    )
 
 
 async def test_size_type_and_key_errors(api: Api, http: Any) -> None:

@@ -3,14 +3,17 @@ cursor, batch counts; and /healthz, /readyz."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
 from redis.asyncio import Redis
 
+from dispatcher.config import Settings
+from dispatcher.devstack import free_port
 from dispatcher.ledger import ClaimRequest, Ledger, RecordStatus, Settlement
-from tests.api.conftest import Api
+from tests.api.conftest import Api, serve
 from tests.api.test_emails import body
 
 
@@ -95,3 +98,16 @@ async def test_health_and_readiness(api: Api, http: Any) -> None:
             200,
             {"ready": True, "checks": {"redis": "ok", "sqs": "ok"}},
         )
+
+
+async def test_readyz_says_which_dependency_is_down(api_settings: Settings, http: Any) -> None:
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    broken = replace(api_settings, redis=replace(api_settings.redis, url=closed))
+    async with serve(broken) as api:
+        async with http.get(f"{api.url}/readyz") as reply:
+            doc = await reply.json()
+        assert (reply.status, doc["ready"], doc["checks"]["sqs"]) == (503, False, "ok")
+        assert doc["checks"]["redis"] != "ok"
+        async with api.client.get(f"{api.url}/v1/emails") as reply:
+            assert reply.status == 503  # the ledger cannot be read: JSON, with Retry-After
+            assert reply.headers["Retry-After"]
