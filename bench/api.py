@@ -29,7 +29,7 @@ from redis import Redis
 from bench.load import Ran, Scenario, _line, _row, locust_command, run_locust
 from bench.stack import KEY_PREFIX, Stack, child_environment, cpu_seconds, memory_mb, open_stack
 from dispatcher.api.auth import hash_key
-from dispatcher.devstack import ServerProcess, create_queue_pair, free_port, sqs_client
+from dispatcher.dev.stack import ServerProcess, create_queue_pair, free_port, sqs_client
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -29,7 +29,7 @@ from typing import Any
 
 from bench.pipeline import claim_times, percentile, until
 from bench.stack import DispatcherProcess, Stack, child_environment, open_stack
-from dispatcher.devstack import QueuePair, create_queue_pair, queue_depth, sqs_client
+from dispatcher.dev.stack import QueuePair, create_queue_pair, queue_depth, sqs_client
 from tests.fakes.views import from_mailgun, from_sendgrid
 
 HERE = Path(__file__).resolve().parent

@@ -27,7 +27,7 @@ from bench.stack import (
     redis_counters,
 )
 from dispatcher import keys
-from dispatcher.devstack import create_queue_pair, queue_depth, sqs_client
+from dispatcher.dev.stack import create_queue_pair, queue_depth, sqs_client
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@
 
 Runs every chosen scenario against every chosen strategy in virtual time and writes
 `<out>/simulate.md` (the table, headed with this command) and `<out>/sim_<scenario>.png`.
-Without `--redis-url` it starts its own redis-server (`dispatcher.devstack.RedisServer`).
+Without `--redis-url` it starts its own redis-server (`dispatcher.dev.stack.RedisServer`).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from bench.sim.plot import plot_scenario
 from bench.sim.report import render
 from bench.sim.runner import RunResult, RunSpec, run_all
 from bench.sim.scenarios import SCENARIOS, build_scenario
-from dispatcher.devstack import RedisServer
+from dispatcher.dev.stack import RedisServer
 from strategies import STRATEGIES
 
 STRATEGY_ORDER = ("adaptive", "priority", "round_robin", "weighted", "least_latency")

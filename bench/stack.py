@@ -28,7 +28,8 @@ from typing import Any
 import orjson
 from redis import Redis
 
-from dispatcher.devstack import (
+from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import (
     AWS_CREDENTIALS,
     REPO,
     Fauxqs,
@@ -36,7 +37,6 @@ from dispatcher.devstack import (
     RedisServer,
     ServerProcess,
 )
-from tests.harness import email_doc
 
 API_KEY = "bench-key"
 MAILGUN_DOMAIN = "mg.example.com"

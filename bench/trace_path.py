@@ -26,7 +26,7 @@ import orjson
 
 from dispatcher.app import open_worker
 from dispatcher.config import parse
-from dispatcher.devstack import (
+from dispatcher.dev.stack import (
     AWS_CREDENTIALS,
     Fauxqs,
     RedisServer,

@@ -18,7 +18,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "demo":
-            from dispatcher.demo import run_demo
+            from dispatcher.dev.demo import run_demo
 
             return _run(run_demo(messages=args.messages))
         settings = config.load(args.config)

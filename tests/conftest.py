@@ -1,11 +1,11 @@
 """Shared fixtures: a real redis-server, moto_server (SQS and SES) and, when installed, fauxqs.
 
-redis_server  session   `RedisServer` (dispatcher.devstack) on a free port, no persistence
+redis_server  session   `RedisServer` (dispatcher.dev.stack) on a free port, no persistence
 redis_url     function  its URL, after FLUSHALL: every test starts from an empty Redis
 redis         function  `redis.asyncio.Redis` on redis_url, closed after the test
 moto_server   session   from tests.fakes.fixtures: one moto_server (SQS + SES, recording on)
 moto          function  from tests.fakes.fixtures: moto_server, reset before the test
-fauxqs        session   `Fauxqs` (dispatcher.devstack); the test is skipped if not installed
+fauxqs        session   `Fauxqs` (dispatcher.dev.stack); the test is skipped if not installed
 sqs_endpoint  function  the SQS endpoint: moto (reset), or fauxqs with DEVSTACK_TEST_SQS=fauxqs;
                         a test that needs fauxqs's speed asks for it with
                         `@pytest.mark.parametrize("sqs_endpoint", ["fauxqs"], indirect=True)`
@@ -31,7 +31,7 @@ from botocore.exceptions import ClientError
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from dispatcher.devstack import (
+from dispatcher.dev.stack import (
     AWS_CREDENTIALS,
     Fauxqs,
     QueuePair,

@@ -58,23 +58,6 @@ def _scratch() -> Path:
     return Path(tempfile.gettempdir()) / "dispatcher-tests"
 
 
-def email_doc(index: int, **overrides: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "v": 1,
-        "id": f"msg-{index:05d}",
-        "batch_id": "batch-1",
-        "from": {"email": "shop@example.com", "name": "Shop"},
-        "to": [{"email": f"user{index}@example.org", "name": f"User {index}"}],
-        "subject": f"Order {index}",
-        "text": "Thanks for your order.",
-        "html": "<p>Thanks for your order.</p>",
-        "tags": {"kind": "receipt"},
-        "created_at": time.time(),
-    }
-    doc.update(overrides)
-    return doc
-
-
 async def enqueue(sqs: Any, url: str, bodies: Sequence[dict[str, Any] | bytes]) -> None:
     """Send bodies in batches of 10, a few batches at a time."""
     raw = [b if isinstance(b, bytes) else orjson.dumps(b) for b in bodies]

@@ -13,7 +13,7 @@ import pytest
 
 from bench import load, throughput
 from bench.profile import main as profile_main
-from dispatcher.devstack import Fauxqs
+from dispatcher.dev.stack import Fauxqs
 
 pytestmark = pytest.mark.skipif(not Fauxqs.installed(), reason="fauxqs missing: `make fauxqs`")
 MESSAGES = 120

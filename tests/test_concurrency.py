@@ -10,13 +10,14 @@ import pytest
 
 from dispatcher.concurrency import AdaptiveLimit
 from dispatcher.config import ConfigError, DispatchSettings
+from dispatcher.dev.messages import email_doc
 from dispatcher.health.base import ProviderHealth
 from dispatcher.health.view import routing_snapshot
 from dispatcher.slots import Slots
 from providers.base import Outcome, Status
 from tests.conftest import QueuePair
 from tests.fakes import FakeMailgun, FakeSendGrid
-from tests.harness import email_doc, enqueue, eventually, running, settings
+from tests.harness import enqueue, eventually, running, settings
 from tests.test_routing_e2e import adaptive_pair
 
 

@@ -23,7 +23,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from structlog.testing import capture_logs
 
-from dispatcher.devstack import RedisServer, queue_depth
+from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import RedisServer, queue_depth
 from dispatcher.health.base import (
     Booking,
     HealthStore,
@@ -39,7 +40,7 @@ from dispatcher.health.resilient import ResilientHealth
 from providers.base import Status
 from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
-from tests.harness import drain_queue, email_doc, enqueue, eventually, running, settings
+from tests.harness import drain_queue, enqueue, eventually, running, settings
 from tests.tcp_proxy import TcpProxy
 from tests.test_health_lua import PROVIDERS, ROUTING
 from tests.test_worker import records, sendgrid

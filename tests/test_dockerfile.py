@@ -17,12 +17,13 @@ import orjson
 from aiohttp import web
 from redis.asyncio import Redis
 
-from dispatcher.devstack import free_port, queue_depth
+from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import free_port, queue_depth
 from dispatcher.ledger import Ledger
 from tests.conftest import QueuePair
 from tests.deploy_files import DEPLOY, REPO, Stage, parse_dockerfile, runnable_toml
 from tests.fakes import FakeMailgun, FakeSendGrid
-from tests.harness import email_doc, enqueue, eventually, statuses
+from tests.harness import enqueue, eventually, statuses
 
 IMAGE_VENV_BIN = "/opt/dispatcher/bin"
 

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from dispatcher.devstack import create_queue_pair
+from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import create_queue_pair
 from dispatcher.ledger import (
     ClaimRequest,
     ClaimVerdict,
@@ -28,7 +29,7 @@ from dispatcher.ledger import (
 from dispatcher.message import Email, MessageError, decode
 from dispatcher.queue import REASON_ATTRIBUTE
 from tests.fakes import FakeSendGrid
-from tests.harness import drain_queue, email_doc, enqueue, eventually
+from tests.harness import drain_queue, enqueue, eventually
 from tests.harness import settings as worker_settings
 from tests.test_poison_e2e import alive_and, empty, running_task, sent_ids
 from tests.test_worker import sendgrid

@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from dispatcher.devstack import RedisServer, queue_depth
+from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import RedisServer, queue_depth
 from dispatcher.health.base import Observation
 from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
@@ -31,7 +32,7 @@ from strategies import build_strategy
 from strategies.base import Circuit
 from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
-from tests.harness import email_doc, enqueue, eventually, running, settings
+from tests.harness import enqueue, eventually, running, settings
 from tests.test_health_lua import PROVIDERS, ROUTING, Clock
 from tests.test_worker import records, sendgrid
 

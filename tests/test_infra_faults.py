@@ -18,11 +18,12 @@ from dispatcher import keys
 from dispatcher.app import SQS_ATTEMPTS, open_redis, open_sqs, open_worker, warn_if_evicting
 from dispatcher.concurrency import AdaptiveLimit
 from dispatcher.config import ConfigError, DispatchSettings, Settings, parse
-from dispatcher.devstack import RedisServer, free_port
+from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import RedisServer, free_port
 from providers.base import Outcome, Status
 from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
-from tests.harness import email_doc, enqueue, eventually, running, settings
+from tests.harness import enqueue, eventually, running, settings
 from tests.tcp_proxy import TcpProxy
 from tests.test_worker import empty, records, sendgrid
 

@@ -14,11 +14,12 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from dispatcher.devstack import queue_depth
+from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import queue_depth
 from dispatcher.ledger import Ledger
 from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
-from tests.harness import email_doc, enqueue, eventually, running, settings, statuses
+from tests.harness import enqueue, eventually, running, settings, statuses
 from tests.test_worker import records, sendgrid
 
 CONFIG = """

@@ -16,7 +16,8 @@ from structlog.testing import capture_logs
 
 from dispatcher.app import open_worker
 from dispatcher.config import Settings
-from dispatcher.devstack import queue_depth
+from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import queue_depth
 from dispatcher.health.base import (
     Booking,
     HealthStore,
@@ -33,7 +34,7 @@ from dispatcher.stats import Stats
 from dispatcher.worker import Worker
 from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
-from tests.harness import drain_queue, email_doc, enqueue, eventually, settings
+from tests.harness import drain_queue, enqueue, eventually, settings
 from tests.test_worker import records, sendgrid
 
 

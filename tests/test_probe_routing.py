@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from dispatcher import keys
 from dispatcher.config import BreakerSettings, DispatchSettings, ProviderSettings
 from dispatcher.delivery import attempt
+from dispatcher.dev.messages import email_doc
 from dispatcher.health.base import Observation
 from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
@@ -33,7 +34,7 @@ from strategies import build_strategy
 from strategies.base import Circuit
 from tests.conftest import QueuePair
 from tests.fakes import FakeMailgun, FakeSendGrid, MotoServer
-from tests.harness import email_doc, enqueue, eventually, running, settings
+from tests.harness import enqueue, eventually, running, settings
 from tests.scripted import ScriptedProvider
 from tests.test_health_lua import ROUTING, Clock
 from tests.test_worker import mailgun, records, sendgrid

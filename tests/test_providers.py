@@ -18,7 +18,7 @@ import pytest
 from aiobotocore.session import get_session
 
 from dispatcher.config import ProviderSettings
-from dispatcher.devstack import free_port
+from dispatcher.dev.stack import free_port
 from dispatcher.message import Address, Email
 from providers import Provider, Status, open_provider, parse_options
 from providers.ses import tag_value

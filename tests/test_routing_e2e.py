@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatcher.config import Settings
+from dispatcher.dev.messages import email_doc
 from dispatcher.health.base import Observation
 from dispatcher.health.redis import RedisHealth
 from dispatcher.ledger import Ledger
@@ -18,7 +19,7 @@ from strategies.base import Circuit
 from tests.conftest import QueuePair
 from tests.fakes import FakeMailgun, FakeSendGrid
 from tests.fakes.faults import Receipt
-from tests.harness import email_doc, enqueue, eventually, running, settings, statuses
+from tests.harness import enqueue, eventually, running, settings, statuses
 from tests.test_worker import mailgun, sendgrid
 
 BREAKER = {

@@ -17,7 +17,8 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatcher import keys
-from dispatcher.devstack import RedisServer, queue_depth
+from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import RedisServer, queue_depth
 from dispatcher.journal import Journal
 from dispatcher.ledger import (
     Ledger,
@@ -26,7 +27,7 @@ from dispatcher.ledger import (
 from dispatcher.queue import REASON_ATTRIBUTE, Received, SqsQueue
 from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
-from tests.harness import drain_queue, email_doc, enqueue, eventually, running, settings
+from tests.harness import drain_queue, enqueue, eventually, running, settings
 from tests.tcp_proxy import TcpProxy
 from tests.test_lifecycle import CONFIG, start_dispatcher
 from tests.test_worker import records, sendgrid

@@ -18,14 +18,15 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from dispatcher.devstack import queue_depth
+from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import queue_depth
 from dispatcher.health.base import HealthStore
 from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
 from dispatcher.health.rules import booked_delays
 from tests.conftest import QueuePair
 from tests.fakes import FakeSendGrid
-from tests.harness import drain_queue, email_doc, enqueue, eventually
+from tests.harness import drain_queue, enqueue, eventually
 from tests.test_health_lua import PROVIDERS, ROUTING, Clock
 from tests.test_lifecycle import CONFIG, start_dispatcher
 from tests.test_worker import records

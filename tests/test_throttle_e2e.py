@@ -15,13 +15,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from dispatcher.devstack import queue_depth
+from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import queue_depth
 from dispatcher.health.base import ProviderHealth
 from dispatcher.worker import Worker
 from strategies.base import Circuit
 from tests.conftest import QueuePair
 from tests.fakes import FakeMailgun, FakeSendGrid
-from tests.harness import drain_queue, email_doc, enqueue, eventually, running
+from tests.harness import drain_queue, enqueue, eventually, running
 from tests.test_routing_e2e import adaptive_pair
 from tests.test_worker import records
 

@@ -7,13 +7,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from dispatcher.devstack import queue_depth
+from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import queue_depth
 from dispatcher.ledger import Ledger, RecordStatus
 from dispatcher.queue import REASON_ATTRIBUTE
 from dispatcher.worker import Worker
 from tests.conftest import QueuePair
 from tests.fakes import FakeMailgun, FakeSendGrid, MotoServer
-from tests.harness import drain_queue, email_doc, enqueue, eventually, running, settings, statuses
+from tests.harness import drain_queue, enqueue, eventually, running, settings, statuses
 from tests.test_providers import verify_identity
 
 

@@ -20,9 +20,9 @@ import uvloop
 
 from bench.baselines import Measured, Window
 from bench.stack import API_KEY, MAILGUN_DOMAIN
+from dispatcher.dev.messages import email_doc
 from dispatcher.message import decode
 from providers import mailgun, sendgrid
-from tests.harness import email_doc
 
 
 @dataclass(frozen=True, slots=True)

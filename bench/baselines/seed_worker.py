@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 
 from bench.baselines import Measured, Window
 from bench.stack import API_KEY, MAILGUN_DOMAIN, enqueue, message_bodies
-from dispatcher.devstack import create_queue_pair, sqs_client
+from dispatcher.dev.stack import create_queue_pair, sqs_client
 from dispatcher.message import decode
 from providers.base import Provider, Status
 from providers.mailgun import Mailgun, MailgunOptions

@@ -27,7 +27,7 @@ from botocore.credentials import Credentials
 
 from bench.baselines import Measured, Window
 from bench.stack import enqueue, message_bodies
-from dispatcher.devstack import AWS_CREDENTIALS, create_queue_pair, sqs_client
+from dispatcher.dev.stack import AWS_CREDENTIALS, create_queue_pair, sqs_client
 
 
 class LeanSqs:

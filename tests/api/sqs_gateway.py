@@ -17,7 +17,7 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from dispatcher.devstack import free_port
+from dispatcher.dev.stack import free_port
 
 _HOP = {"host", "content-length", "transfer-encoding", "connection"}
 

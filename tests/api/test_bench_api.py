@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import api
-from dispatcher.devstack import Fauxqs
+from dispatcher.dev.stack import Fauxqs
 
 pytestmark = pytest.mark.skipif(not Fauxqs.installed(), reason="fauxqs missing: `make fauxqs`")
 

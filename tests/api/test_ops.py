@@ -14,7 +14,7 @@ import aiohttp
 from structlog.testing import capture_logs
 
 from dispatcher.api.auth import hash_key
-from dispatcher.devstack import REPO, free_port
+from dispatcher.dev.stack import REPO, free_port
 from tests.api.conftest import KEY, Api
 from tests.api.sqs_gateway import SqsGateway
 from tests.api.test_emails import body

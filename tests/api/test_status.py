@@ -11,7 +11,7 @@ from urllib.parse import quote
 from redis.asyncio import Redis
 
 from dispatcher.config import Settings
-from dispatcher.devstack import free_port
+from dispatcher.dev.stack import free_port
 from dispatcher.ledger import ClaimRequest, Ledger, RecordStatus, Settlement
 from tests.api.conftest import Api, serve
 from tests.api.test_emails import body

@@ -10,8 +10,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from dispatcher import devstack
-from dispatcher.devstack import AWS_CREDENTIALS
+from dispatcher.dev import stack as devstack
+from dispatcher.dev.stack import AWS_CREDENTIALS
 
 SES_SEND_PATH = "/v2/email/outbound-emails"
 

@@ -21,8 +21,9 @@ from typing import Any
 from dispatcher import logs
 from dispatcher.app import open_worker
 from dispatcher.config import Settings, parse
-from dispatcher.demo_api import FrontDoor, serving, write_campaign
-from dispatcher.devstack import (
+from dispatcher.dev.demo_api import FrontDoor, serving, write_campaign
+from dispatcher.dev.liveview import LiveView
+from dispatcher.dev.stack import (
     AWS_CREDENTIALS,
     REPO,
     Fauxqs,
@@ -32,7 +33,6 @@ from dispatcher.devstack import (
     queue_depth,
     sqs_client,
 )
-from dispatcher.liveview import LiveView
 from dispatcher.stats import Stats
 from dispatcher.worker import Worker
 from providers.simulated import Simulated

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple, Self
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 FAUXQS_CLI = REPO / ".tools" / "node_modules" / "fauxqs" / "dist" / "cli.js"
 AWS_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -16,7 +16,7 @@ from aiohttp import web
 from dispatcher.api.app import build_app
 from dispatcher.api.auth import ApiKey, hash_key
 from dispatcher.config import Settings
-from dispatcher.devstack import free_port
+from dispatcher.dev.stack import free_port
 
 
 @dataclass

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from dispatcher.devstack import (
+from dispatcher.dev.stack import (
     DevStackError,
     Fauxqs,
     QueuePair,
