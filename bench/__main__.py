@@ -8,6 +8,8 @@ event loop leaks into another's figures, and writes its section to `bench/result
     simulate    every fault scenario against every strategy, with plots (bench/simulate.py)
     load        locust, headless, in its own process (bench/load.py)
     api         the intake API under locust: single sends, a 100,000-row campaign (bench/api.py)
+    ses_cost    client CPU per SES send against a raw POST (bench/ses_cost.py)
+    trace_path  the first-party calls one message makes, receive to delete (bench/trace_path.py)
 
 `python -m bench throughput simulate` runs only those parts; RESULTS.md is rebuilt from every
 section on disk, so a part that was not re-run keeps its last figures (and says when it ran).
@@ -25,7 +27,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-PARTS = ("throughput", "profile", "simulate", "load", "api")
+PARTS = ("throughput", "profile", "simulate", "load", "api", "ses_cost", "trace_path")
 SECTIONS = (*PARTS, "notes")  # notes.md is hand-written: what the figures mean
 TITLES = {
     "notes": "Reading these figures",
@@ -34,6 +36,8 @@ TITLES = {
     "simulate": "Routing under faults (simulator)",
     "load": "Locust load",
     "api": "Intake API (locust)",
+    "ses_cost": "Amazon SES: CPU per send",
+    "trace_path": "The way of one message",
 }
 
 
