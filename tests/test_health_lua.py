@@ -463,9 +463,12 @@ async def test_rate_limit_grants_rate_times_time_plus_burst(make: Make, clock: C
     assert abs(granted - (20 * 10 + 5)) <= 1
 
 
-async def test_default_burst_is_one_second_of_rate(make: Make, clock: Clock) -> None:
+async def test_default_burst_is_one_token_so_sends_stay_an_interval_apart(
+    make: Make, clock: Clock
+) -> None:
+    # Without a burst nothing is saved up: no one-second window sees more than the rate.
     store = make(tuple(replace(p, burst=0) for p in PROVIDERS))
-    assert (await store.take({"b": 100}))["b"].granted == 20
+    assert (await store.take({"b": 100}))["b"].granted == 1
     grant = (await store.take({"b": 1}))["b"]
     assert grant.granted == 0
     assert grant.wait == pytest.approx(0.05)
@@ -473,10 +476,11 @@ async def test_default_burst_is_one_second_of_rate(make: Make, clock: Clock) -> 
     assert b.tokens == pytest.approx(0)
     assert b.headroom == pytest.approx(0)
     assert not view(b, PROVIDERS[1]).available
-    clock.now += 0.5
+    clock.now += 0.5  # a quiet half second saves up no more than the one token
     b = await health(store, "b")
-    assert b.tokens == pytest.approx(10)
-    assert b.headroom == pytest.approx(0.5)
+    assert b.tokens == pytest.approx(1)
+    assert b.headroom == pytest.approx(1)
+    assert (await store.take({"b": 100}))["b"].granted == 1
 
 
 async def test_unlimited_providers_always_grant(make: Make, clock: Clock) -> None:

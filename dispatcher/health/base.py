@@ -246,10 +246,15 @@ def available(
 
 
 def rate_params(provider: ProviderSettings) -> tuple[float, float] | None:
-    """(emission interval in ms, burst) of a provider's rate limit; None when unlimited."""
+    """(emission interval in ms, burst) of a provider's rate limit; None when unlimited.
+
+    Without a `burst` the bucket holds one token: sends are spaced one interval apart, so no
+    one-second window at the provider sees more than `rate_limit` of them, across every replica
+    (SES, for one, enforces its maximum send rate per second). A `burst` of N lets N go at once
+    after a quiet spell, so a window can then see up to `rate_limit + N - 1`."""
     if provider.rate_limit <= 0:
         return None
-    burst = float(provider.burst) if provider.burst > 0 else max(1.0, provider.rate_limit)
+    burst = float(provider.burst) if provider.burst > 0 else 1.0
     return 1000.0 / provider.rate_limit, burst
 
 
