@@ -13,18 +13,19 @@ import aiohttp
 import structlog
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
-from dispatcher.config import ConfigError, RoutingSettings, Settings
+from dispatcher.config import ConfigError, RedisSettings, RoutingSettings, Settings
 from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
 from dispatcher.health.resilient import ResilientHealth
 from dispatcher.ledger import Ledger
 from dispatcher.queue import SqsQueue, resolve_dead_letter_url
 from dispatcher.router import RATE_AHEAD_SECONDS, Router
+from dispatcher.scripts import RedisClient
 from dispatcher.stats import Stats
 from dispatcher.worker import Worker
 from providers import open_providers
@@ -76,7 +77,7 @@ async def open_worker(
     strategy = build_strategy(settings.routing.strategy, tuning(settings.routing))
     dispatch = settings.dispatch
     async with contextlib.AsyncExitStack() as stack:
-        redis = open_redis(settings.redis.url)
+        redis = open_redis(settings.redis)
         stack.push_async_callback(redis.aclose)
         await warn_if_evicting(redis)
         sqs = await stack.enter_async_context(open_sqs(settings, dispatch.pollers + 32))
@@ -108,17 +109,20 @@ async def open_worker(
         yield Worker(dispatch, queue, ledger, router, stats)
 
 
-def open_redis(url: str) -> Redis:
+def open_redis(settings: RedisSettings) -> RedisClient:
     """A client that retries a call twice on a dropped connection (after a Redis restart or a
     failover each pooled connection would otherwise fail once more), and gives up on an
     unanswered call after 2 s rather than the default 5 s, so a partition falls back to local
     health soon. The retry is redis-py's asyncio one: the synchronous `redis.retry.Retry`
     returns the call's coroutine unawaited, so it never retries."""
     retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=2)
-    return Redis.from_url(url, retry=retry, socket_timeout=2.0, socket_connect_timeout=1.0)
+    limits: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
+    if settings.cluster:  # the URL names one node; the client finds the others and the slots
+        return RedisCluster.from_url(settings.url, retry=retry, **limits)
+    return Redis.from_url(settings.url, retry=retry, **limits)
 
 
-async def warn_if_evicting(redis: Redis) -> None:
+async def warn_if_evicting(redis: RedisClient) -> None:
     """Log an error when Redis may evict ledger records. They carry a TTL, so a `volatile-*`
     policy (ElastiCache's default is volatile-lru) evicts them first when memory runs short,
     and an `allkeys-*` one may evict any: a lost record lets a redelivered message be sent
@@ -139,7 +143,7 @@ async def warn_if_evicting(redis: Redis) -> None:
         )
 
 
-async def health_store(settings: Settings, redis: Redis) -> ResilientHealth:
+async def health_store(settings: Settings, redis: RedisClient) -> ResilientHealth:
     """Shared health in Redis, falling back to per-process health while Redis is away. Its
     scripts are registered now, so that the first batch does not pay for it."""
     shared = RedisHealth(

@@ -48,6 +48,7 @@ class QueueSettings:
 class RedisSettings:
     url: str = "redis://127.0.0.1:6379/0"
     key_prefix: str = "dispatcher:"
+    cluster: bool = False  # a Redis Cluster (ElastiCache cluster mode): `url` names one node
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,8 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-
 from dispatcher import keys
-from dispatcher.scripts import LuaScript, load, run_batch
+from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load, run_batch
 
 ACCEPT = LuaScript("accept", "_index")
 ENQUEUED = LuaScript("enqueued", "_index")
@@ -41,7 +38,7 @@ class IntakeLedger:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         prefix: str,
         ttl_seconds: int,
         *,
@@ -68,7 +65,7 @@ class IntakeLedger:
             return []
         now = self._now()
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: AnyPipeline) -> None:
             for m in messages:
                 ACCEPT.queue(
                     pipe,
@@ -85,7 +82,7 @@ class IntakeLedger:
             return
         now = self._now()
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: AnyPipeline) -> None:
             for outcome, ids in (("QUEUED", queued), ("FAILED", failed)):
                 for message_id in ids:
                     ENQUEUED.queue(

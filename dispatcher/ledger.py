@@ -25,12 +25,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-
 from dispatcher import keys
 from dispatcher.message import MAX_TIMESTAMP, MessageError
-from dispatcher.scripts import LuaScript, load, run_batch
+from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load, run_batch
 
 CLAIM, SETTLE, EXTEND = (LuaScript(name, "_index") for name in ("claim", "settle", "extend"))
 SCRIPTS = (CLAIM, SETTLE, EXTEND)
@@ -126,7 +123,11 @@ class Ledger:
     """Claims and outcomes per message id. `clock` (epoch seconds) defaults to Redis `TIME`."""
 
     def __init__(
-        self, client: Redis, prefix: str, ttl_seconds: int, clock: Callable[[], float] | None = None
+        self,
+        client: RedisClient,
+        prefix: str,
+        ttl_seconds: int,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self._redis = client
         self._prefix = prefix
@@ -162,7 +163,7 @@ class Ledger:
             return []
         now, lease = self._now(), str(int(lease_seconds * 1000))
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: AnyPipeline) -> None:
             for req in requests:
                 created = "" if req.created_at is None else str(int(req.created_at * 1000))
                 CLAIM.queue(
@@ -183,7 +184,7 @@ class Ledger:
             return []
         now = self._now()
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: AnyPipeline) -> None:
             for s in settlements:
                 SETTLE.queue(
                     pipe,
@@ -214,7 +215,7 @@ class Ledger:
             return []
         now, lease = self._now(), str(int(lease_seconds * 1000))
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: AnyPipeline) -> None:
             for message_id, owner in claims:
                 EXTEND.queue(
                     pipe, self._keys(message_id), [owner, now, lease, self._ttl, message_id]

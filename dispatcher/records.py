@@ -20,12 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-
 from dispatcher import keys
 from dispatcher.ledger import Record, RecordStatus, parse_record
-from dispatcher.scripts import LuaScript, run_batch
+from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, run_batch
 
 PAGE, COUNTS = LuaScript("page"), LuaScript("counts")
 SCRIPTS = (PAGE, COUNTS)
@@ -63,7 +60,7 @@ class Records:
     floor; `ttl_seconds` is the records' retention."""
 
     def __init__(
-        self, client: Redis, prefix: str, ttl_seconds: int, clock: Callable[[], float]
+        self, client: RedisClient, prefix: str, ttl_seconds: int, clock: Callable[[], float]
     ) -> None:
         self._redis = client
         self._prefix = prefix
@@ -82,7 +79,7 @@ class Records:
         want = query.limit + 1
         args: list[str | int] = [upper, lower, cursor_time, cursor_id, want]
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: AnyPipeline) -> None:
             for shard in range(keys.SHARDS):
                 PAGE.queue(pipe, self._index_keys(shard, query), args)
 
@@ -102,7 +99,7 @@ class Records:
     async def batch_counts(self, batch_id: str) -> BatchCounts:
         floor = self._floor()
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: AnyPipeline) -> None:
             for shard in range(keys.SHARDS):
                 COUNTS.queue(
                     pipe,

@@ -16,9 +16,15 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 from typing import Any
 
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError, ResponseError
+
+# One Redis or a Redis Cluster (`[redis] cluster = true`): every script touches one hash slot,
+# so the same calls work on both.
+RedisClient = Redis | RedisCluster
+AnyPipeline = Pipeline | ClusterPipeline
 
 
 def _lua(name: str) -> str:
@@ -35,11 +41,15 @@ class LuaScript:
         self.source = "".join(_lua(part) for part in ("_clock", *preludes, name))
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
-    def queue(self, pipe: Pipeline, keys: Sequence[str], args: Sequence[str | int | bytes]) -> None:
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+    def queue(
+        self, pipe: AnyPipeline, keys: Sequence[str], args: Sequence[str | int | bytes]
+    ) -> None:
+        # Through execute_command: redis-py blocks `evalsha` on cluster pipelines, though it
+        # routes an EVALSHA by its keys like any other command.
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
-async def load(client: Redis, scripts: Sequence[LuaScript]) -> None:
+async def load(client: RedisClient, scripts: Sequence[LuaScript]) -> None:
     for script in scripts:
         await client.script_load(script.source)
 
@@ -52,9 +62,9 @@ def concerns_one_key(error: Exception) -> bool:
 
 
 async def run_batch(
-    client: Redis,
+    client: RedisClient,
     scripts: Sequence[LuaScript],
-    build: Callable[[Pipeline], None],
+    build: Callable[[AnyPipeline], None],
     *,
     isolate: bool = False,
 ) -> list[Any]:

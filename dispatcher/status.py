@@ -12,9 +12,8 @@ from collections import Counter
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 
-from dispatcher.app import tuning
+from dispatcher.app import open_redis, tuning
 from dispatcher.config import Settings
 from dispatcher.health.base import ProviderHealth
 from dispatcher.health.redis import RedisHealth
@@ -25,7 +24,7 @@ SAMPLES = 2000
 
 
 async def read_status(settings: Settings) -> list[dict[str, Any]]:
-    redis = Redis.from_url(settings.redis.url)
+    redis = open_redis(settings.redis)
     try:
         report = await RedisHealth(
             redis, settings.redis.key_prefix, settings.providers, settings.routing

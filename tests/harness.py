@@ -29,6 +29,7 @@ def settings(
     *,
     strategy: str = "priority",
     visibility_timeout: int = 30,
+    cluster: bool = False,
     **dispatch: Any,
 ) -> Settings:
     return parse(
@@ -39,7 +40,7 @@ def settings(
                 "wait_time_seconds": 1,
                 "visibility_timeout": visibility_timeout,
             },
-            "redis": {"url": redis_url, "key_prefix": "t:"},
+            "redis": {"url": redis_url, "key_prefix": "t:", "cluster": cluster},
             "dispatch": {
                 "drain_seconds": 10,
                 "backoff_base_seconds": 1,

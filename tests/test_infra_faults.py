@@ -17,7 +17,7 @@ from structlog.testing import capture_logs
 from dispatcher import keys
 from dispatcher.app import SQS_ATTEMPTS, open_redis, open_sqs, open_worker, warn_if_evicting
 from dispatcher.concurrency import AdaptiveLimit
-from dispatcher.config import ConfigError, DispatchSettings, Settings, parse
+from dispatcher.config import ConfigError, DispatchSettings, RedisSettings, Settings, parse
 from dispatcher.dev.messages import email_doc
 from dispatcher.dev.stack import RedisServer, free_port
 from providers.base import Outcome, Status
@@ -32,7 +32,7 @@ DRY_RUN = {"name": "dry", "type": "simulated"}
 
 async def test_a_redis_client_reconnects_after_a_restart_within_one_call() -> None:
     async with RedisServer() as server:
-        client = open_redis(server.url)
+        client = open_redis(RedisSettings(url=server.url))
         try:
             await client.set("k", "v")  # a pooled connection now exists
             port = server.port
@@ -203,7 +203,7 @@ async def test_a_worker_starting_on_a_noeviction_redis_is_quiet(
 
 
 async def test_an_unanswered_policy_check_is_noted_not_raised() -> None:
-    client = open_redis(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    client = open_redis(RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0"))  # nobody there
     try:
         with capture_logs() as logs:
             await warn_if_evicting(client)

@@ -13,10 +13,8 @@ import enum
 import hashlib
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
-
 from dispatcher import keys
-from dispatcher.scripts import LuaScript, load, run_batch
+from dispatcher.scripts import LuaScript, RedisClient, load, run_batch
 
 BEGIN, END = LuaScript("idem_begin"), LuaScript("idem_end")
 SCRIPTS = (BEGIN, END)
@@ -41,7 +39,7 @@ class Begun:
 
 class Idempotency:
     def __init__(
-        self, client: Redis, prefix: str, ttl_seconds: int, lease_seconds: float = 60.0
+        self, client: RedisClient, prefix: str, ttl_seconds: int, lease_seconds: float = 60.0
     ) -> None:
         self._redis = client
         self._prefix = prefix

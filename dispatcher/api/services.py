@@ -11,20 +11,21 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from aiohttp import web
-from redis.asyncio import Redis
 
 from dispatcher.api.enqueue import Enqueuer
 from dispatcher.api.idempotency import Idempotency
+from dispatcher.app import open_redis
 from dispatcher.config import Settings
 from dispatcher.intake import IntakeLedger
 from dispatcher.queue import SqsQueue
 from dispatcher.records import Records
+from dispatcher.scripts import RedisClient
 
 
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
-    redis: Redis
+    redis: RedisClient
     sqs: Any  # the aiobotocore SQS client
     queue: SqsQueue
     records: Records
@@ -39,7 +40,7 @@ SERVICES = web.AppKey("services", Services)
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     ttl = settings.api.retention_days * 86_400
     prefix = settings.redis.key_prefix
-    redis = Redis.from_url(settings.redis.url, socket_timeout=5.0, socket_connect_timeout=2.0)
+    redis = open_redis(settings.redis)
     try:
         config = AioConfig(max_pool_connections=64, retries={"mode": "standard"})
         async with get_session().create_client(

@@ -269,6 +269,74 @@ class RedisServer(ServerProcess):
             return False
 
 
+class ClusterNode(RedisServer):
+    """One primary of a `RedisCluster` (cluster mode on, its own nodes file)."""
+
+    name = "redis-cluster-node"
+
+    def arguments(self) -> list[str]:
+        return [
+            *super().arguments(),
+            *("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"),
+            *("--cluster-node-timeout", "2000"),
+        ]
+
+
+class RedisCluster:
+    """A real three-primary Redis Cluster (no replicas) from the Debian `redis-server`, made with
+    `redis-cli --cluster create`. `.url` names one node; cluster clients discover the rest."""
+
+    def __init__(self, primaries: int = 3) -> None:
+        self.nodes = [ClusterNode() for _ in range(primaries)]
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.nodes[0].port}/0"
+
+    def start(self) -> Self:
+        for node in self.nodes:
+            node.start()
+        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+        addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        subprocess.run(
+            [cli, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
+            check=True,
+            capture_output=True,
+            timeout=60,
+        )
+        deadline = time.monotonic() + 30
+        while not self._ok():
+            if time.monotonic() > deadline:
+                self.stop()
+                raise DevStackError("the Redis cluster did not reach cluster_state:ok")
+            time.sleep(0.1)
+        return self
+
+    def _ok(self) -> bool:
+        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+        for node in self.nodes:
+            info = subprocess.run(
+                [cli, "-p", str(node.port), "cluster", "info"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            ).stdout
+            if "cluster_state:ok" not in info:
+                return False
+        return True
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
 class MotoServer(ServerProcess):
     """moto_server (all services, e.g. SQS and SES). Clients pass `AWS_CREDENTIALS`."""
 

@@ -19,9 +19,6 @@ import random
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-
 from dispatcher import keys
 from dispatcher.config import BreakerSettings, ProviderSettings, RoutingSettings
 from dispatcher.health.base import (
@@ -38,7 +35,7 @@ from dispatcher.health.base import (
     jitter_draws,
     rate_params,
 )
-from dispatcher.scripts import LuaScript, load, run_batch
+from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load, run_batch
 from strategies.base import Circuit
 
 RECORD, BREAKER = LuaScript("health_record"), LuaScript("breaker_record", "_breaker")
@@ -83,7 +80,7 @@ class RedisHealth:
 
     def __init__(
         self,
-        client: Redis,
+        client: RedisClient,
         prefix: str,
         providers: Sequence[ProviderSettings],
         routing: RoutingSettings,
@@ -134,7 +131,7 @@ class RedisHealth:
             win_args += [index[o.provider], o.kind, latency, hist_bucket(latency), retry]
             brk_args += [index[o.provider], o.kind, latency, o.generation, o.permit or ""]
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: AnyPipeline) -> None:
             RECORD.queue(pipe, win_keys, win_args)
             BREAKER.queue(pipe, brk_keys, brk_args)
 
@@ -156,7 +153,7 @@ class RedisHealth:
             interval, burst = rate_params(settings) or (0.0, 0.0)
             args += [_ms(settings.breaker.healthy_reset_seconds), repr(interval), repr(burst)]
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: AnyPipeline) -> None:
             SNAPSHOT.queue(pipe, snap_keys, args)
 
         [reply] = await run_batch(self._redis, SCRIPTS, build)
@@ -211,7 +208,7 @@ class RedisHealth:
             ]
             args += [wants[name], b.half_open_permits, _ms(b.permit_lease_seconds)]
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: AnyPipeline) -> None:
             PERMIT.queue(pipe, permit_keys, args)
 
         [reply] = await run_batch(self._redis, SCRIPTS, build)
@@ -245,7 +242,7 @@ class RedisHealth:
         for name, (interval, burst) in limited.items():
             args += [wants[name], repr(interval), repr(burst), self._ahead]
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: AnyPipeline) -> None:
             RATE.queue(pipe, rate_keys, args)
 
         [reply] = await run_batch(self._redis, SCRIPTS, build)
@@ -275,7 +272,7 @@ class RedisHealth:
             args += [firsts[name], int(name in probes), b.half_open_permits]
             args += [_ms(b.permit_lease_seconds), repr(interval), repr(burst), self._ahead]
 
-        def build(pipe: Pipeline) -> None:
+        def build(pipe: AnyPipeline) -> None:
             RESERVE.queue(pipe, reserve_keys, args)
 
         [reply] = await run_batch(self._redis, SCRIPTS, build)
