@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import orjson
-from botocore.exceptions import BotoCoreError, ClientError
 
 SQS_BATCH = 10
 BATCH_BYTES = 262_144  # bodies plus attributes of one SendMessageBatch
@@ -141,7 +140,7 @@ class SqsQueue:
                         for i, (_, body) in enumerate(chunk)
                     ],
                 )
-            except (TimeoutError, ClientError, BotoCoreError, OSError):
+            except Exception:  # any failure of the call (botocore, aiohttp, timeout): not taken
                 return [key for key, _ in chunk]
             return [chunk[int(f["Id"])][0] for f in reply.get("Failed", [])]
 

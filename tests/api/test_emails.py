@@ -126,6 +126,8 @@ async def test_idempotency_replay_mismatch_and_concurrent(
     assert len(await queued_bodies(sqs, queues)) == 3  # the replay enqueued nothing
     mismatch = await post(api, body(4), **{"Idempotency-Key": "order-1"})
     assert mismatch[0] == 422
+    too_long = await post(api, body(1), **{"Idempotency-Key": "k" * 257})
+    assert (too_long[0], too_long[1]["errors"][0]["field"]) == (400, "Idempotency-Key")
     gateway.hold = asyncio.Event()
     running = asyncio.create_task(post(api, body(2), **{"Idempotency-Key": "order-2"}))
     await eventually(lambda: gateway.waiting == 1, what="the first request to reach SQS")
