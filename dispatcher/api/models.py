@@ -84,6 +84,9 @@ class EmailRequest(Strict):
 class MessageRef(Strict):
     id: str
     to: str
+    result: Literal["queued", "suppressed"] = Field(
+        default="queued", description="suppressed: on the suppression list, not enqueued"
+    )
 
 
 class EmailAccepted(Strict):
@@ -161,6 +164,7 @@ class CampaignAccepted(Strict):
     batch_id: str
     accepted: int
     skipped_duplicates: int
+    suppressed: int = Field(default=0, description="rows whose address is suppressed: skipped")
     rejected_rows: list[RejectedRow]
 
 
