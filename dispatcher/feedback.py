@@ -37,7 +37,8 @@ class Verdict(enum.StrEnum):
     APPLIED = "APPLIED"  # the record moved to the event's status
     IGNORED = "IGNORED"  # not newer than the record's status: no regression
     UNKNOWN = "UNKNOWN"  # no record for this id (or its record has expired)
-    NOT_SENT = "NOT_SENT"  # the record is not SENT (yet): nothing changes
+    EARLY = "EARLY"  # not settled yet (a webhook faster than our settle): ask for a retry
+    NOT_SENT = "NOT_SENT"  # the record failed (ERROR): nothing changes
 
 
 @dataclass(frozen=True, slots=True)

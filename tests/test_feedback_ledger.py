@@ -86,7 +86,7 @@ async def test_unknown_ids_and_unsent_records_change_nothing(redis: Redis) -> No
             event("COMPLAINED", message_id="m2"),
         ]
     )
-    assert [r.verdict for r in results] == [Verdict.UNKNOWN, Verdict.UNKNOWN, Verdict.NOT_SENT]
+    assert [r.verdict for r in results] == [Verdict.UNKNOWN, Verdict.UNKNOWN, Verdict.EARLY]
     assert await status_of(redis, "m2") is RecordStatus.SENDING
     assert await redis.hlen(keys.suppression_all(PREFIX)) == 0
 

@@ -4,8 +4,11 @@ Each request is verified first (`webhook_auth`, `sns`): a bad or missing signatu
 401, a stale timestamp, a replay or a foreign topic 403, each with one `webhook_rejected` log
 line naming the provider and the reason, and nothing changes. A verified request is recorded
 at once (`dispatcher.feedback`: one round trip for the records, one for suppression and
-counters) and answered 200; events for ids we do not know, or for records not SENT, are
-ignored and counted in the request's log line. A webhook whose key is not configured is 404.
+counters) and answered 200; events for ids we do not know, or for records that failed, are
+ignored with a `webhook_ignored` line. An event for a record not settled yet (the webhook beat
+our own settle) is answered 503 with Retry-After, its replay token released, so the provider
+sends it again; the events applied meanwhile are ignored the second time (no regression).
+A webhook whose key is not configured is 404.
 No address, subject or key is ever logged; message ids may be.
 """
 
@@ -117,6 +120,11 @@ async def _record(
         raise
     verdicts = Counter(r.verdict.value.lower() for r in results)
     annotate(request, webhook=provider, events=len(events), **verdicts)
+    if verdicts["early"]:
+        await services.replays.forget(provider, token)
+        body = orjson.dumps({"error": "a message is not settled yet: send the events again"})
+        headers = {"Retry-After": "5"}
+        return web.Response(status=503, body=body, content_type="application/json", headers=headers)
     for r in results:
         if r.verdict.value in ("UNKNOWN", "NOT_SENT"):
             log.info(

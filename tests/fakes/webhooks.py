@@ -29,6 +29,7 @@ class Receipt(Protocol):  # tests.fakes.faults.Receipt, which imports this modul
     def payload(self) -> Any: ...
 
 
+RETRIES = 20
 Build = Callable[[Any, str], tuple[bytes, dict[str, str]]]  # receipt, outcome -> request
 
 
@@ -71,13 +72,20 @@ class Emitter:
     async def _post(self, receipt: Receipt, outcome: str) -> None:
         if self._session is None:
             self._session = aiohttp.ClientSession()
-        body, headers = self._build(receipt, outcome)
-        headers = {"Content-Type": "application/json", **headers}
-        try:
-            async with self._session.post(self.plan.url, data=body, headers=headers) as reply:
-                self.replies.append((receipt.provider_id, outcome, reply.status))
-        except aiohttp.ClientError:
-            self.replies.append((receipt.provider_id, outcome, 0))
+        status = 0
+        for attempt in range(RETRIES):
+            if attempt:
+                await asyncio.sleep(0.2 * attempt)
+            body, headers = self._build(receipt, outcome)  # signed afresh, as providers do
+            headers = {"Content-Type": "application/json", **headers}
+            try:
+                async with self._session.post(self.plan.url, data=body, headers=headers) as reply:
+                    status = reply.status
+            except aiohttp.ClientError:
+                status = 0
+            if 0 < status < 500:
+                break
+        self.replies.append((receipt.provider_id, outcome, status))
 
     async def settled(self) -> None:
         while self._tasks:
