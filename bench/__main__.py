@@ -29,7 +29,17 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
-PARTS = ("throughput", "profile", "simulate", "load", "api", "ses_cost", "trace_path", "rate_limit", "fleet")
+PARTS = (
+    "throughput",
+    "profile",
+    "simulate",
+    "load",
+    "api",
+    "ses_cost",
+    "trace_path",
+    "rate_limit",
+    "fleet",
+)
 SECTIONS = (*PARTS, "notes")  # notes.md is hand-written: what the figures mean
 TITLES = {
     "notes": "Reading these figures",

@@ -27,6 +27,7 @@ from dispatcher.queue import SqsQueue, resolve_dead_letter_url
 from dispatcher.router import RATE_AHEAD_SECONDS, Router
 from dispatcher.scripts import RedisClient
 from dispatcher.stats import Stats
+from dispatcher.suppression import AddressHasher
 from dispatcher.worker import Worker
 from providers import open_providers
 from providers.base import Provider
@@ -103,7 +104,9 @@ async def open_worker(
             wait_seconds=settings.queue.wait_time_seconds,
             visibility_timeout=settings.queue.visibility_timeout,
         )
-        ledger = Ledger(redis, settings.redis.key_prefix, dispatch.record_ttl_days * 86_400)
+        prefix = settings.redis.key_prefix
+        hasher = AddressHasher(settings.suppression.secret, prefix)
+        ledger = Ledger(redis, prefix, dispatch.record_ttl_days * 86_400, hasher=hasher)
         health = await health_store(settings, redis)
         router = Router(strategy, providers, settings.providers, health, random.Random())
         yield Worker(dispatch, queue, ledger, router, stats)

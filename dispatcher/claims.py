@@ -6,7 +6,8 @@ decode   each body into an `Email` and a claim request; a message that cannot be
 claim    one Redis round trip for the batch; what is not ours to send is dealt with on the
          queue here: already settled (delete), being sent elsewhere (hide for the rest of
          that lease), dead-lettered earlier without a copy (copy, then delete), refused by
-         Redis (retry later, then the DLQ after max_receives)
+         Redis (retry later, then the DLQ after max_receives), addressed to a suppressed
+         recipient (the claim script recorded it ERROR `suppressed`: delete, unsent)
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ class Claims:
         if claim.verdict is ClaimVerdict.BUSY:
             self._stats.busy += 1
             self._settler.enqueue_visibility([(entry.received, max(1, round(claim.busy_for)))])
+        elif claim.verdict is ClaimVerdict.SUPPRESSED:  # recorded ERROR suppressed: never sent
+            log.info("suppressed", id=entry.email.id, batch_id=entry.email.batch_id)
+            self._settler.enqueue_delete([entry.received])
         elif claim.verdict is ClaimVerdict.DEAD_LETTER:  # its DLQ copy may have failed
             self._settler.enqueue_dead_letter([(entry.received, claim.reason)])
         elif claim.verdict is ClaimVerdict.FAILED:  # Redis refused this one record
@@ -124,7 +128,10 @@ class Claims:
                 entry = self._decode(message)
                 if entry is not None:
                     email = entry.email
-                    request = ClaimRequest(email.id, entry.owner, email.batch_id, email.created_at)
+                    recipients = tuple(a.email for a in (*email.to, *email.cc, *email.bcc))
+                    request = ClaimRequest(
+                        email.id, entry.owner, email.batch_id, email.created_at, recipients
+                    )
                     admitted.append((entry, request))
             except MessageError as exc:
                 self._poison(message, exc)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any, get_type_hints
 
+from dispatcher.config_feedback import SuppressionSettings, WebhookSettings, problems
 from providers import ProviderConfigError, parse_options
 from providers.options import coerce
 
@@ -150,6 +151,8 @@ class Settings:
     breaker: BreakerSettings = BreakerSettings()
     log: LogSettings = LogSettings()
     api: ApiSettings = ApiSettings()
+    webhooks: WebhookSettings = WebhookSettings()
+    suppression: SuppressionSettings = SuppressionSettings()
 
     def provider(self, name: str) -> ProviderSettings:
         return next(p for p in self.providers if p.name == name)
@@ -163,6 +166,8 @@ _SECTIONS: dict[str, type[Any]] = {
     "breaker": BreakerSettings,
     "log": LogSettings,
     "api": ApiSettings,
+    "webhooks": WebhookSettings,
+    "suppression": SuppressionSettings,
 }
 
 
@@ -228,6 +233,8 @@ def parse(doc: Mapping[str, Any]) -> Settings:
     settings = Settings(providers=providers, **sections)
     _check(settings)
     _check_api(settings)
+    for key, reason in problems(settings.webhooks):
+        raise ConfigError(key, reason)
     return settings
 
 

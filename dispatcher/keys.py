@@ -16,6 +16,15 @@ Per shard, with `T = {<prefix>s<n>}`::
     T:all                  zset   every id of the shard, scored by its index time (ms)
     T:st:<STATUS>          zset   the ids in that status, same score
     T:b:<batch_id>         zset   the ids of one batch, same score
+    T:pm:<provider msg id> string the message id a provider's own id belongs to (set by settle
+                                  when SENT, with the record's TTL): webhooks without our id
+    T:sup                  set    this shard's copy of the suppression list (keyed hashes of
+                                  addresses), read by the claim script in the record's own slot
+
+The suppression list is kept once per shard as well as once whole (`{<prefix>sup}:all`, a hash
+hash -> reason and time, for the API): on Redis Cluster a script may only touch one slot, and
+the claim script must see the list in its record's slot. An address is added or removed in all
+`SHARDS + 1` places in one pipelined round trip (`dispatcher.suppression`).
 
 The index time is the record's `created_at`, clamped into the retention window when first
 indexed. Every script that writes an index trims its members older than the retention
@@ -27,7 +36,8 @@ from __future__ import annotations
 import zlib
 
 SHARDS = 32
-STATUSES = ("PENDING", "QUEUED", "SENDING", "SENT", "ERROR")  # the ledger's vocabulary, in order
+# the ledger's vocabulary, in lifecycle order (the last three come from provider webhooks)
+STATUSES = ("PENDING", "QUEUED", "SENDING", "SENT", "ERROR", "DELIVERED", "BOUNCED", "COMPLAINED")
 
 
 def shard_of(message_id: str) -> int:
@@ -71,6 +81,31 @@ def record_keys(prefix: str, message_id: str, batch_id: str | None = None) -> li
     return [*found, index_batch(prefix, shard, batch_id)] if batch_id else found
 
 
+def provider_message(prefix: str, message_id: str, provider_message_id: str) -> str:
+    """String holding `message_id`, found by a provider's id for it (in the record's shard)."""
+    return f"{shard_tag(prefix, shard_of(message_id))}:pm:{provider_message_id}"
+
+
+def provider_message_in(prefix: str, shard: int, provider_message_id: str) -> str:
+    """The same key, for a lookup that asks every shard (the message id is not known)."""
+    return f"{shard_tag(prefix, shard)}:pm:{provider_message_id}"
+
+
+def suppression_shard(prefix: str, shard: int) -> str:
+    """Set: one shard's copy of the suppression list (address hashes)."""
+    return f"{shard_tag(prefix, shard)}:sup"
+
+
+def suppression_all(prefix: str) -> str:
+    """Hash: the whole suppression list, address hash -> `reason|time ms`."""
+    return f"{{{prefix}sup}}:all"
+
+
+def webhook_seen(prefix: str, provider: str, digest: str) -> str:
+    """String set once (NX, with a TTL) per webhook token or signature: replays are refused."""
+    return f"{prefix}hook:{provider}:{{{digest}}}"
+
+
 def idempotency(prefix: str, digest: str) -> str:
     """Hash of one idempotency key's request: state, body hash, lease, stored response.
     `digest` is the SHA-256 of the client's name and its key (never the key itself)."""
@@ -104,6 +139,11 @@ def health_state(prefix: str, provider: str) -> str:
 def health_permits(prefix: str, provider: str) -> str:
     """Sorted set of one provider's half-open probe permits: token -> lease expiry (ms)."""
     return f"{health_tag(prefix)}:permits:{provider}"
+
+
+def feedback_counts(prefix: str, hour: int) -> str:
+    """Hash of one hour's counters `<provider>:<sent|delivered|bounced|complained>`."""
+    return f"{health_tag(prefix)}:fb:{hour}"
 
 
 def health_rate(prefix: str, provider: str) -> str:

@@ -6,10 +6,13 @@ Statuses, in lifecycle order::
     QUEUED   on the queue, waiting for a first try, or again for a scheduled retry
     SENDING  a worker holds its claim and a send is under way
     SENT     a provider accepted it: never sent again, whatever SQS redelivers
-    ERROR    final failure (rejected, or out of attempts): never sent again
+    ERROR    final failure (rejected, out of attempts, or `suppressed`): never sent again
+    DELIVERED, BOUNCED (hard or soft), COMPLAINED   what a provider's webhook said of a SENT one
 
 A claim moves PENDING, QUEUED (or a record not seen before) to SENDING; a settle moves SENDING to
-SENT, ERROR or QUEUED. The script that changes a status also moves the id between its shard's
+SENT, ERROR or QUEUED; a webhook event (`dispatcher.feedback`) moves SENT onwards. A claim
+for a recipient on the suppression list (`dispatcher.suppression`) ends it ERROR `suppressed`,
+unsent, in the same script. The script that changes a status also moves the id between its shard's
 status indexes (`dispatcher.keys`), in the same call: one script call per message and step.
 
 Every operation on a batch of messages is one pipelined round trip of scripts that each touch
@@ -21,25 +24,24 @@ itself fails the whole call.
 from __future__ import annotations
 
 import enum
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dispatcher import keys
+from dispatcher.ledger_record import Record, RecordStatus, parse_record
 from dispatcher.message import MAX_TIMESTAMP, MessageError
 from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load, run_batch
+from dispatcher.suppression import AddressHasher
+
+__all__ = ["Record", "RecordStatus", "parse_record"]  # also imported from here
 
 CLAIM, SETTLE, EXTEND = (LuaScript(name, "_index") for name in ("claim", "settle", "extend"))
 SCRIPTS = (CLAIM, SETTLE, EXTEND)
 PROBE_TTL_MS = 1000
-
-
-class RecordStatus(enum.StrEnum):
-    PENDING = "PENDING"  # accepted by the API, not on the queue yet
-    QUEUED = "QUEUED"  # on the queue: first try, or a scheduled retry
-    SENDING = "SENDING"  # a worker holds the claim
-    SENT = "SENT"  # a provider accepted it
-    ERROR = "ERROR"  # failed for good
+FEEDBACK_COUNTER_TTL = 26 * 3600  # hourly counters: 24 h of rates, and some slack
 
 
 class ClaimVerdict(enum.StrEnum):
@@ -49,6 +51,7 @@ class ClaimVerdict(enum.StrEnum):
     DEAD_LETTER = "DEAD_LETTER"  # failed for good; its DLQ copy may be missing: copy, then delete
     BUSY = "BUSY"  # another worker is sending it right now: leave it on the queue
     FAILED = "FAILED"  # Redis could not claim this record (an error about its key): retry later
+    SUPPRESSED = "SUPPRESSED"  # a recipient is suppressed: now ERROR `suppressed`; delete
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,7 @@ class ClaimRequest:
     owner: str
     batch_id: str | None = None
     created_at: float | None = None  # epoch seconds, 0 to MAX_TIMESTAMP
+    recipients: tuple[str, ...] = ()  # every to, cc and bcc: checked against the suppression list
 
     def __post_init__(self) -> None:
         """Refuse a time the record cannot hold as integer milliseconds (NaN and inf too)."""
@@ -101,24 +105,6 @@ class Settled:
     error: str = ""  # the Redis error, when FAILED
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
-    message_id: str
-    status: RecordStatus
-    attempts: int
-    provider: str | None
-    provider_message_id: str | None
-    last_error: str | None
-    ambiguous_via: tuple[str, ...]
-    batch_id: str | None
-    created_at: float | None
-    received_at: float | None
-    updated_at: float | None
-    sent_at: float | None
-    created_by: str | None = None  # the API key's name, for messages sent through the API
-    indexed_at: float | None = None  # its time in the status indexes (created_at, clamped)
-
-
 class Ledger:
     """Claims and outcomes per message id. `clock` (epoch seconds) defaults to Redis `TIME`."""
 
@@ -128,11 +114,13 @@ class Ledger:
         prefix: str,
         ttl_seconds: int,
         clock: Callable[[], float] | None = None,
+        hasher: AddressHasher | None = None,
     ) -> None:
         self._redis = client
         self._prefix = prefix
         self._ttl = str(ttl_seconds)
         self._clock = clock
+        self._hasher = hasher or AddressHasher("", prefix)
 
     async def load_scripts(self) -> None:
         await load(self._redis, SCRIPTS)
@@ -166,12 +154,21 @@ class Ledger:
         def build(pipe: AnyPipeline) -> None:
             for req in requests:
                 created = "" if req.created_at is None else str(int(req.created_at * 1000))
+                shard = keys.shard_of(req.message_id)
+                batch = (
+                    [keys.index_batch(self._prefix, shard, req.batch_id)] if req.batch_id else []
+                )
                 CLAIM.queue(
                     pipe,
-                    self._keys(req.message_id, req.batch_id),
+                    [
+                        *self._keys(req.message_id),
+                        keys.suppression_shard(self._prefix, shard),
+                        *batch,
+                    ],
                     [
                         *(req.owner, now, lease, self._ttl),
                         *(req.batch_id or "", created, req.message_id),
+                        *sorted({self._hasher.digest(r) for r in req.recipients}),
                     ],
                 )
 
@@ -186,9 +183,17 @@ class Ledger:
 
         def build(pipe: AnyPipeline) -> None:
             for s in settlements:
+                found = s.status is RecordStatus.SENT and s.provider_message_id
                 SETTLE.queue(
                     pipe,
-                    self._keys(s.message_id),
+                    [
+                        *self._keys(s.message_id),
+                        *(
+                            [keys.provider_message(self._prefix, s.message_id, found)]
+                            if found
+                            else []
+                        ),
+                    ],
                     [
                         s.owner,
                         s.status.value,
@@ -203,10 +208,19 @@ class Ledger:
                         s.message_id,
                     ],
                 )
+            sent = Counter(
+                f"{s.provider}:sent" for s in settlements if s.status is RecordStatus.SENT
+            )
+            if sent:  # for the bounce and complaint rates (dispatcher.feedback)
+                counter = keys.feedback_counts(self._prefix, int(time.time() // 3600))
+                for field, n in sent.items():
+                    pipe.hincrby(counter, field, n)
+                pipe.expire(counter, FEEDBACK_COUNTER_TTL)
 
         replies = await run_batch(self._redis, SCRIPTS, build, isolate=True)
         return [
-            _settled(s.message_id, reply) for s, reply in zip(settlements, replies, strict=True)
+            _settled(s.message_id, reply)
+            for s, reply in zip(settlements, replies[: len(settlements)], strict=True)
         ]
 
     async def extend(self, claims: Sequence[tuple[str, str]], lease_seconds: float) -> list[bool]:
@@ -227,30 +241,6 @@ class Ledger:
     async def get(self, message_id: str) -> Record | None:
         raw: dict[bytes | str, bytes | str] = await self._redis.hgetall(self._key(message_id))
         return parse_record(message_id, raw)
-
-
-def parse_record(message_id: str, raw: dict[bytes | str, bytes | str]) -> Record | None:
-    """A record from its hash fields (HGETALL), or None for an empty reply (no such record)."""
-    if not raw:
-        return None
-    doc = {_text(k): _text(v) for k, v in raw.items()}
-    via = doc.get("ambiguous_via")
-    return Record(
-        message_id=message_id,
-        status=RecordStatus(doc["status"]),
-        attempts=int(doc.get("attempts", "0")),
-        provider=doc.get("provider"),
-        provider_message_id=doc.get("provider_message_id"),
-        last_error=doc.get("last_error"),
-        ambiguous_via=tuple(via.split(",")) if via else (),
-        batch_id=doc.get("batch_id"),
-        created_at=_seconds(doc.get("created_at")),
-        received_at=_seconds(doc.get("received_at")),
-        updated_at=_seconds(doc.get("updated_at")),
-        sent_at=_seconds(doc.get("sent_at")),
-        created_by=doc.get("created_by"),
-        indexed_at=_seconds(doc.get("ix")),
-    )
 
 
 def _claim(message_id: str, reply: Any) -> Claim:
@@ -277,7 +267,3 @@ def _error(error: Exception) -> str:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _seconds(millis: str | None) -> float | None:
-    return int(millis) / 1000 if millis else None

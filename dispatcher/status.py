@@ -2,12 +2,13 @@
 
 Per provider: breaker state and generation, error and slow-call rates over the window, p50/p95
 latency, the strategy's current weight (its share of first choices now), the recent traffic
-share, and any throttle.
+share, any throttle, and its bounce and complaint rates over 24 h (`dispatcher.feedback`).
 """
 
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from typing import Any
 
@@ -15,6 +16,7 @@ import orjson
 
 from dispatcher.app import open_redis, tuning
 from dispatcher.config import Settings
+from dispatcher.feedback import ProviderRates, rates
 from dispatcher.health.base import ProviderHealth
 from dispatcher.health.redis import RedisHealth
 from dispatcher.health.view import routing_snapshot
@@ -29,11 +31,29 @@ async def read_status(settings: Settings) -> list[dict[str, Any]]:
         report = await RedisHealth(
             redis, settings.redis.key_prefix, settings.providers, settings.routing
         ).snapshot()
+        daily = {r.provider: r for r in await rates(redis, settings.redis.key_prefix, time.time())}
     finally:
         await redis.aclose()
     shares = first_choice_shares(settings, report)
     window_calls = sum(h.calls for h in report.values()) or 1
-    return [_row(report[p.name], shares.get(p.name, 0.0), window_calls) for p in settings.providers]
+    return [
+        _row(report[p.name], shares.get(p.name, 0.0), window_calls)
+        | feedback_row(daily.get(p.name))
+        for p in settings.providers
+    ]
+
+
+def feedback_row(r: ProviderRates | None) -> dict[str, Any]:
+    """Sends, bounce and complaint rates of one provider over the last 24 hours."""
+    return {
+        "sent_24h": r.sent if r else 0,
+        "bounce_rate_24h": _rate(r.bounce_rate) if r else None,
+        "complaint_rate_24h": _rate(r.complaint_rate) if r else None,
+    }
+
+
+def _rate(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def first_choice_shares(settings: Settings, report: dict[str, ProviderHealth]) -> dict[str, float]:
@@ -79,7 +99,8 @@ def render(rows: list[dict[str, Any]], as_json: bool) -> str:
         return orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode()
     head = (
         f"{'provider':<14}{'circuit':<11}{'gen':>4}{'calls':>7}{'err%':>7}{'slow%':>7}"
-        f"{'p50ms':>8}{'p95ms':>8}{'weight':>8}{'share':>7}  throttle/open"
+        f"{'p50ms':>8}{'p95ms':>8}{'weight':>8}{'share':>7}{'sent24h':>9}{'bnc%':>6}{'cmp%':>6}"
+        "  throttle/open"
     )
     lines = [head]
     for r in rows:
@@ -87,6 +108,7 @@ def render(rows: list[dict[str, Any]], as_json: bool) -> str:
             f"{r['provider']:<14}{r['circuit']:<11}{r['generation']:>4}{r['calls']:>7}"
             f"{_pct(r['error_rate']):>7}{_pct(r['slow_rate']):>7}{_num(r['p50_ms']):>8}"
             f"{_num(r['p95_ms']):>8}{100 * r['weight']:>7.0f}%{100 * r['traffic_share']:>6.0f}%"
+            f"{r['sent_24h']:>9}{_pct(r['bounce_rate_24h']):>6}{_pct(r['complaint_rate_24h']):>6}"
             f"  {r['throttled_for_s'] or '-'}/{r['open_for_s'] or '-'}"
         )
     return "\n".join(lines)

@@ -10,7 +10,16 @@ import uvloop
 from aiohttp import web
 
 from dispatcher import logs
-from dispatcher.api import campaigns, docs, emails, graphql, ops, status
+from dispatcher.api import (
+    campaigns,
+    docs,
+    emails,
+    graphql,
+    ops,
+    status,
+    suppressions,
+    webhooks,
+)
 from dispatcher.api.auth import ApiKey, auth_middleware, load_keys
 from dispatcher.api.errors import errors_middleware
 from dispatcher.api.logging import access_log
@@ -30,6 +39,12 @@ def build_app(settings: Settings, keys: Sequence[ApiKey]) -> web.Application:
     app.router.add_get("/v1/emails/{id}", status.get_email, allow_head=False)
     app.router.add_get("/v1/batches/{batch_id}", status.get_batch, allow_head=False)
     app.router.add_post("/v1/campaigns", campaigns.post_campaign)
+    app.router.add_get("/v1/suppressions", suppressions.get_suppressions, allow_head=False)
+    app.router.add_post("/v1/suppressions", suppressions.post_suppressions)
+    app.router.add_delete("/v1/suppressions", suppressions.delete_suppressions)
+    app.router.add_post("/v1/webhooks/sendgrid", webhooks.sendgrid)
+    app.router.add_post("/v1/webhooks/mailgun", webhooks.mailgun)
+    app.router.add_post("/v1/webhooks/ses", webhooks.ses)
     app.router.add_get("/healthz", ops.healthz, allow_head=False)
     app.router.add_get("/readyz", ops.readyz, allow_head=False)
     app.router.add_get("/openapi.json", openapi_route(), allow_head=False)

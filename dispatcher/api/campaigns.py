@@ -43,6 +43,7 @@ class Tally:
     batch_id: str
     accepted: int = 0
     skipped_duplicates: int = 0
+    suppressed: int = 0
     not_queued: int = 0
     rejected_rows: list[dict[str, object]] = field(default_factory=list)
 
@@ -51,6 +52,7 @@ class Tally:
             "batch_id": self.batch_id,
             "accepted": self.accepted,
             "skipped_duplicates": self.skipped_duplicates,
+            "suppressed": self.suppressed,
             "rejected_rows": self.rejected_rows,
         }
 
@@ -81,6 +83,7 @@ async def post_campaign(request: web.Request) -> web.Response:
     ended = await reading.run(campaign, file, limit)
     annotate(request, accepted=tally.accepted, skipped=tally.skipped_duplicates)
     annotate(request, rejected=len(tally.rejected_rows), not_queued=tally.not_queued)
+    annotate(request, suppressed=tally.suppressed)
     if ended == "broken":
         raise ApiError(
             400,
@@ -212,6 +215,7 @@ class Reading:
         self._tally.accepted += len(done.queued)
         self._tally.skipped_duplicates += len(done.duplicates)
         self._tally.not_queued += len(done.not_queued)
+        self._tally.suppressed += len(done.suppressed)
 
 
 def _header(record: CsvRecord, campaign: Campaign) -> list[str]:

@@ -82,10 +82,14 @@ async def _submit(
                 "not_queued": submitted.not_queued,
             },
         )
+    skipped = set(submitted.suppressed)
     body = orjson.dumps(
         {
             "batch_id": outgoing[0].batch_id,
-            "messages": [{"id": m.id, "to": m.to} for m in outgoing],
+            "messages": [
+                {"id": m.id, "to": m.to, "result": "suppressed" if m.id in skipped else "queued"}
+                for m in outgoing
+            ],
         }
     )
     if digest is not None:

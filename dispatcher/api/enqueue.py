@@ -1,6 +1,7 @@
 """Record, enqueue, mark: the one path by which the API puts messages on the queue.
 
-    accept (ledger: PENDING, or DUPLICATE: skipped) -> SendMessageBatch in tens
+    suppressed recipients (`dispatcher.suppression`) left out, unrecorded
+    -> accept (ledger: PENDING, or DUPLICATE: skipped) -> SendMessageBatch in tens
     -> retry the entries SQS refused, `attempts` times in all -> enqueued (QUEUED, or released)
 
 Nothing is half-enqueued silently: the answer names the ids SQS never took, and the ledger
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dispatcher.api.compose import Outgoing
 from dispatcher.intake import Accepted, IntakeLedger, Pending
 from dispatcher.queue import SqsQueue
+from dispatcher.suppression import Suppressions
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,7 @@ class Submitted:
     queued: list[str]  # on the queue now
     not_queued: list[str]  # SQS refused them: still PENDING
     duplicates: list[str]  # skipped: seen by this intake, queued already, or another intake's
+    suppressed: list[str] = field(default_factory=list)  # its recipient is suppressed: skipped
 
 
 class Enqueuer:
@@ -30,16 +33,24 @@ class Enqueuer:
         self,
         intake: IntakeLedger,
         queue: SqsQueue,
+        suppressions: Suppressions,
         *,
         attempts: int = 3,
         backoff_seconds: float = 0.2,
     ) -> None:
         self._intake = intake
         self._queue = queue
+        self._suppressions = suppressions
         self._attempts = attempts
         self._backoff = backoff_seconds
 
     async def submit(self, messages: Sequence[Outgoing], token: str, created_by: str) -> Submitted:
+        hasher = self._suppressions.hasher
+        checked = await self._suppressions.check([hasher.digest(m.to) for m in messages])
+        suppressed = [m.id for m, entry in zip(messages, checked, strict=True) if entry]
+        messages = [m for m, entry in zip(messages, checked, strict=True) if entry is None]
+        if not messages:
+            return Submitted([], [], [], suppressed)
         verdicts = await self._intake.accept(
             [Pending(m.id, m.batch_id) for m in messages], token, created_by
         )
@@ -50,7 +61,7 @@ class Enqueuer:
         failed = await self._send(todo)
         queued = [m.id for m in todo if m.id not in failed]
         await self._intake.enqueued(queued, sorted(failed), token)
-        return Submitted(queued, [m.id for m in todo if m.id in failed], duplicates)
+        return Submitted(queued, [m.id for m in todo if m.id in failed], duplicates, suppressed)
 
     async def _send(self, messages: Sequence[Outgoing]) -> set[str]:
         """The ids SQS still refused after every attempt."""

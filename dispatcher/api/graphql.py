@@ -32,6 +32,9 @@ class Status(enum.Enum):
     SENDING = "SENDING"
     SENT = "SENT"
     ERROR = "ERROR"
+    DELIVERED = "DELIVERED"
+    BOUNCED = "BOUNCED"
+    COMPLAINED = "COMPLAINED"
 
 
 @strawberry.type
@@ -46,6 +49,9 @@ class EmailSend:
     created_by: str | None
     created_at: datetime | None
     updated_at: datetime | None
+    bounce_type: str | None  # hard or soft, when BOUNCED
+    event_at: datetime | None  # DELIVERED, BOUNCED, COMPLAINED: when the provider saw it
+    reason_code: str | None  # the provider's reason (an SMTP status, a bounce subtype)
 
 
 @strawberry.type
@@ -81,6 +87,9 @@ def _node(record: Record) -> EmailSend:
         created_by=doc.created_by,
         created_at=doc.created_at,
         updated_at=doc.updated_at,
+        bounce_type=doc.bounce_type,
+        event_at=doc.event_at,
+        reason_code=doc.reason_code,
     )
 
 

@@ -15,7 +15,11 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from dispatcher import message_fields as rules
 
 MAX_TO = 1000
-Status = Literal["PENDING", "QUEUED", "SENDING", "SENT", "ERROR"]
+Status = Literal[
+    "PENDING", "QUEUED", "SENDING", "SENT", "ERROR", "DELIVERED", "BOUNCED", "COMPLAINED"
+]
+
+BounceType = Literal["hard", "soft"]
 
 
 def _email(value: str) -> str:
@@ -80,6 +84,9 @@ class EmailRequest(Strict):
 class MessageRef(Strict):
     id: str
     to: str
+    result: Literal["queued", "suppressed"] = Field(
+        default="queued", description="suppressed: on the suppression list, not enqueued"
+    )
 
 
 class EmailAccepted(Strict):
@@ -112,6 +119,13 @@ class EmailStatus(Strict):
     created_by: str | None
     created_at: datetime | None
     updated_at: datetime | None
+    bounce_type: BounceType | None = Field(default=None, description="when BOUNCED")
+    event_at: datetime | None = Field(
+        default=None, description="DELIVERED, BOUNCED, COMPLAINED: when the provider saw it"
+    )
+    reason_code: str | None = Field(
+        default=None, description="the provider's reason: an SMTP status, a bounce subtype"
+    )
 
 
 class EmailPage(Strict):
@@ -150,6 +164,7 @@ class CampaignAccepted(Strict):
     batch_id: str
     accepted: int
     skipped_duplicates: int
+    suppressed: int = Field(default=0, description="rows whose address is suppressed: skipped")
     rejected_rows: list[RejectedRow]
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from functools import cache
-from typing import Any
+from typing import Any, get_args
 
 import orjson
 from aiohttp import web
@@ -73,7 +73,7 @@ def _paths() -> dict[str, Any]:
                 "summary": "Emails by status, batch and creation time, newest first",
                 "operationId": "listEmails",
                 "parameters": [
-                    _query("status", {"enum": ["PENDING", "QUEUED", "SENDING", "SENT", "ERROR"]}),
+                    _query("status", {"enum": list(get_args(m.Status))}),
                     _query("batch_id", {"type": "string"}),
                     _query("created_from", {"type": "string", "format": "date-time"}),
                     _query("created_to", {"type": "string", "format": "date-time"}),

@@ -8,18 +8,34 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from dispatcher.api.enqueue import Enqueuer
 from dispatcher.api.idempotency import Idempotency
+from dispatcher.api.sns import Fetch, SnsVerifier
+from dispatcher.api.webhook_auth import Replays, sendgrid_key
 from dispatcher.app import open_redis
-from dispatcher.config import Settings
+from dispatcher.config import ConfigError, Settings
+from dispatcher.feedback import Feedback
 from dispatcher.intake import IntakeLedger
 from dispatcher.queue import SqsQueue
 from dispatcher.records import Records
 from dispatcher.scripts import RedisClient
+from dispatcher.suppression import AddressHasher, Suppressions
+
+MAX_FETCH_BYTES = 64 * 1024  # a signing certificate, a subscription confirmation
+
+
+@dataclass(frozen=True, slots=True)
+class Hooks:
+    """The configured webhook verifiers (None: that webhook is not served)."""
+
+    sendgrid_key: ec.EllipticCurvePublicKey | None
+    sns: SnsVerifier | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +47,10 @@ class Services:
     records: Records
     enqueuer: Enqueuer
     idempotency: Idempotency
+    suppressions: Suppressions
+    feedback: Feedback
+    replays: Replays
+    hooks: Hooks
 
 
 SERVICES = web.AppKey("services", Services)
@@ -41,6 +61,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     ttl = settings.api.retention_days * 86_400
     prefix = settings.redis.key_prefix
     redis = open_redis(settings.redis)
+    stack = contextlib.AsyncExitStack()
     try:
         config = AioConfig(max_pool_connections=64, retries={"mode": "standard"})
         async with get_session().create_client(
@@ -57,17 +78,53 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 visibility_timeout=settings.queue.visibility_timeout,
             )
             intake = IntakeLedger(redis, prefix, ttl)
+            suppressions = Suppressions(
+                redis, prefix, AddressHasher(settings.suppression.secret, prefix)
+            )
+            http = await stack.enter_async_context(
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            )
             yield Services(
                 settings=settings,
                 redis=redis,
                 sqs=sqs,
                 queue=queue,
                 records=Records(redis, prefix, ttl, time.time),
-                enqueuer=Enqueuer(intake, queue),
+                enqueuer=Enqueuer(intake, queue, suppressions),
                 idempotency=Idempotency(redis, prefix, settings.api.idempotency_hours * 3600),
+                suppressions=suppressions,
+                feedback=Feedback(redis, prefix, ttl, suppressions),
+                replays=Replays(redis, prefix),
+                hooks=hooks(settings, fetcher(http)),
             )
     finally:
+        await stack.aclose()
         await redis.aclose()
+
+
+def hooks(settings: Settings, fetch: Fetch) -> Hooks:
+    w = settings.webhooks
+    try:
+        key = sendgrid_key(w.sendgrid_public_key) if w.sendgrid_public_key else None
+    except ValueError as exc:
+        raise ConfigError("webhooks.sendgrid_public_key", str(exc)) from None
+    return Hooks(key, SnsVerifier(w, fetch) if w.ses_enabled else None)
+
+
+def fetcher(http: aiohttp.ClientSession) -> Fetch:
+    """GET a small document (raises OSError for any failure, a non-200 answer included)."""
+
+    async def fetch(url: str) -> bytes:
+        try:
+            async with http.get(url, allow_redirects=False) as reply:
+                body = await reply.content.read(MAX_FETCH_BYTES + 1)
+        except aiohttp.ClientError as exc:
+            raise OSError(type(exc).__name__) from None
+        if reply.status != 200 or len(body) > MAX_FETCH_BYTES:
+            raise OSError(f"status {reply.status}")
+        return body
+
+    return fetch
 
 
 def services_context(settings: Settings) -> Any:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
-from dispatcher.api.models import EmailStatus
+from dispatcher.api.models import BounceType, EmailStatus
 from dispatcher.ledger import Record
 
 
@@ -20,6 +21,9 @@ def email_status(record: Record) -> EmailStatus:
         created_by=record.created_by,
         created_at=_time(record.created_at),
         updated_at=_time(record.updated_at),
+        bounce_type=cast(BounceType, record.bounce_type) if record.bounce_type else None,
+        event_at=_time(record.event_at),
+        reason_code=record.reason_code,
     )
 
 

@@ -1,9 +1,11 @@
 -- Prepended to the scripts that change a status (dispatcher.keys draws the layout).
--- KEYS[1] the record   KEYS[2] the shard's `all` index   KEYS[3..7] its index per status
--- (PENDING, QUEUED, SENDING, SENT, ERROR)   KEYS[8] the batch index, when the message has a batch.
+-- KEYS[1] the record   KEYS[2] the shard's `all` index   KEYS[3..10] its index per status
+-- (PENDING, QUEUED, SENDING, SENT, ERROR, DELIVERED, BOUNCED, COMPLAINED); each script names
+-- the keys it takes after these (the batch index, when the message has a batch, among them).
 -- Scores are the record's index time `ix` (ms). Every index written is trimmed of members
 -- older than the retention and kept alive for it, so nothing grows without bound.
-local STATUS_KEY = {PENDING = 3, QUEUED = 4, SENDING = 5, SENT = 6, ERROR = 7}
+local STATUS_KEY = {PENDING = 3, QUEUED = 4, SENDING = 5, SENT = 6, ERROR = 7,
+                    DELIVERED = 8, BOUNCED = 9, COMPLAINED = 10}
 
 local function trim(key, now, ttl)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - ttl * 1000))
@@ -18,17 +20,17 @@ local function index_time(created, now, ttl)
 end
 
 -- Move `id` from the index of status `old` (false for a new record) into that of `new`.
--- A new record (no `ix` yet) also joins `all` and, when KEYS[8] is given, its batch.
-local function reindex(id, old, new, created, now, ttl)
+-- A new record (no `ix` yet) also joins `all` and, when `batch` (a key) is given, its batch.
+local function reindex(id, old, new, created, now, ttl, batch)
   local ix = redis.call('HGET', KEYS[1], 'ix')
   if not ix then
     ix = index_time(created, now, ttl)
     redis.call('HSET', KEYS[1], 'ix', ix)
     redis.call('ZADD', KEYS[2], ix, id)
     trim(KEYS[2], now, ttl)
-    if KEYS[8] then
-      redis.call('ZADD', KEYS[8], ix, id)
-      trim(KEYS[8], now, ttl)
+    if batch then
+      redis.call('ZADD', batch, ix, id)
+      trim(batch, now, ttl)
     end
   end
   if old == new then return end

@@ -1,5 +1,5 @@
 -- Record one message the API accepted (status PENDING) before it goes on the queue.
--- KEYS     the record and its indexes (lua/_index.lua), with its batch index
+-- KEYS     the record and its indexes (lua/_index.lua), then KEYS[11] its batch index
 -- ARGV[1]  message id   ARGV[2] intake token (one per request or upload)   ARGV[3] now (ms or "")
 -- ARGV[4]  record TTL (s)   ARGV[5] intake lease (ms)   ARGV[6] created_by   ARGV[7] batch id
 -- Returns NEW (recorded: enqueue it), RETAKEN (PENDING, left by an intake that failed or died:
@@ -18,6 +18,6 @@ end
 redis.call('HSET', record, 'status', 'PENDING', 'created_at', now, 'updated_at', now,
            'created_by', ARGV[6], 'batch_id', ARGV[7],
            'intake', ARGV[2], 'intake_until', now + tonumber(ARGV[5]))
-reindex(ARGV[1], false, 'PENDING', now, now, ttl)
+reindex(ARGV[1], false, 'PENDING', now, now, ttl, KEYS[11])
 redis.call('EXPIRE', record, ttl)
 return 'NEW'

@@ -34,6 +34,8 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from tests.fakes.webhooks import Emitter, WebhookPlan
+
 ThrottleStyle = Literal["ratelimit", "retry-after", "none"]
 Kind = Literal["fail", "throttle", "hang", "abort"]
 RATE_LIMIT = 600
@@ -161,6 +163,20 @@ class FakeServer:
         self._host, self._port = host, port
         self._runner: web.AppRunner | None = None
         self._arrived = asyncio.Event()
+        self.webhooks: Emitter | None = None
+
+    def emit_webhooks(
+        self, url: str, bounce_rate: float = 0.0, complaint_rate: float = 0.0, seed: int = 0
+    ) -> None:
+        """After each accepted message, post one signed event about it to `url`
+        (`tests.fakes.webhooks`)."""
+        self.webhooks = Emitter(
+            WebhookPlan(url, bounce_rate, complaint_rate, seed), self.webhook_request
+        )
+
+    def webhook_request(self, receipt: Receipt, outcome: str) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of the webhook saying `outcome` of `receipt`."""
+        raise RuntimeError(f"{type(self).__name__} emits no webhooks")
 
     def routes(self) -> list[web.RouteDef]:
         raise RuntimeError(f"{type(self).__name__} must define its provider routes")
@@ -181,6 +197,8 @@ class FakeServer:
         receipt = Receipt(provider_id, dispatcher_id, payload, time.time(), time.monotonic())
         self.receipts.append(receipt)
         self._arrived.set()
+        if self.webhooks is not None:
+            self.webhooks.emit(receipt)
         return receipt
 
     async def wait_for(self, count: int = 1) -> list[Receipt]:
@@ -214,6 +232,8 @@ class FakeServer:
         return self
 
     async def close(self) -> None:
+        if self.webhooks is not None:
+            await self.webhooks.close()
         if self._runner is not None:
             self.faults.closing = True
             self.faults.release()

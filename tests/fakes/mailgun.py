@@ -9,16 +9,19 @@ it), and its `dispatcher_id` the `v:dispatcher_id` field.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import itertools
 import re
 import secrets
 import time
 from typing import Any, ClassVar
 
+import orjson
 from aiohttp import web
 
 from providers.mailgun import basic_auth
-from tests.fakes.faults import FakeServer, ThrottleStyle
+from tests.fakes.faults import FakeServer, Receipt, ThrottleStyle
 from tests.fakes.views import parse_mailboxes
 
 MAX_BYTES = 25 * 1024 * 1024
@@ -31,10 +34,28 @@ class FakeMailgun(FakeServer):
     throttle_style: ClassVar[ThrottleStyle] = "retry-after"
     max_body: ClassVar[int] = MAX_BYTES
 
-    def __init__(self, *, domain: str = "mg.example.com", **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        domain: str = "mg.example.com",
+        signing_key: str = "test-webhook-signing-key",
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         self.domain = domain
+        self.signing_key = signing_key  # `webhooks.mailgun_signing_key`
         self._serial = itertools.count(1)
+
+    def webhook_request(self, receipt: Receipt, outcome: str) -> tuple[bytes, dict[str, str]]:
+        return orjson.dumps(
+            {"signature": self.signature(), "event-data": event_data(receipt, outcome)}
+        ), {}
+
+    def signature(self, timestamp: int | None = None, token: str | None = None) -> dict[str, str]:
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        token = token or secrets.token_hex(25)
+        mac = hmac.new(self.signing_key.encode(), f"{stamp}{token}".encode(), hashlib.sha256)
+        return {"timestamp": stamp, "token": token, "signature": mac.hexdigest()}
 
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/v3/{domain}/messages", self._send)]
@@ -59,6 +80,31 @@ class FakeMailgun(FakeServer):
 
     def _authorized(self, header: str) -> bool:
         return header == basic_auth("api", self.api_key)
+
+
+def event_data(receipt: Receipt, outcome: str) -> dict[str, Any]:
+    """Mailgun's `event-data` about `receipt` (user variables echoed, as Mailgun does)."""
+    form: Form = receipt.payload
+    variables = {k[2:]: v[0] for k, v in form.items() if k.startswith("v:") and v}
+    found: dict[str, Any] = {
+        "id": secrets.token_urlsafe(16),
+        "timestamp": time.time(),
+        "recipient": form["to"][0].rpartition("<")[2].rstrip(">").strip(),
+        "message": {"headers": {"message-id": receipt.provider_id}},
+        "user-variables": variables,
+    }
+    if outcome == "bounce":
+        status = {"code": 550, "message": "5.1.1 The email account does not exist"}
+        return {
+            **found,
+            "event": "failed",
+            "severity": "permanent",
+            "reason": "bounce",
+            "delivery-status": status,
+        }
+    if outcome == "complaint":
+        return {**found, "event": "complained"}
+    return {**found, "event": "delivered", "delivery-status": {"code": 250, "message": "OK"}}
 
 
 def validate(fields: Form) -> str | None:

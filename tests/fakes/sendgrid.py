@@ -8,14 +8,18 @@ is `custom_args.dispatcher_id`.
 
 from __future__ import annotations
 
+import base64
 import re
 import secrets
+import time
 from typing import Any, ClassVar
 
 import orjson
 from aiohttp import web
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.fakes.faults import FakeServer, ThrottleStyle
+from tests.fakes.faults import FakeServer, Receipt, ThrottleStyle
 
 MAX_BYTES = 30 * 1024 * 1024
 MAX_RECIPIENTS = 1000
@@ -30,8 +34,32 @@ class FakeSendGrid(FakeServer):
     throttle_style: ClassVar[ThrottleStyle] = "ratelimit"
     max_body: ClassVar[int] = MAX_BYTES
 
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.signing_key = ec.generate_private_key(ec.SECP256R1())
+
+    @property
+    def webhook_public_key(self) -> str:
+        """The verification key to configure (`webhooks.sendgrid_public_key`)."""
+        der = self.signing_key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return base64.b64encode(der).decode()
+
     def routes(self) -> list[web.RouteDef]:
         return [web.post("/v3/mail/send", self._send)]
+
+    def webhook_request(self, receipt: Receipt, outcome: str) -> tuple[bytes, dict[str, str]]:
+        return self.sign(orjson.dumps([event(receipt, outcome)]))
+
+    def sign(self, body: bytes, timestamp: int | None = None) -> tuple[bytes, dict[str, str]]:
+        """`body` with the Event Webhook's signature headers."""
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signature = self.signing_key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return body, {
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(signature).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": stamp,
+        }
 
     def error_response(self, status: int, message: str, code: str | None = None) -> web.Response:
         error = {"message": message, "field": code, "help": None}
@@ -56,6 +84,25 @@ class FakeSendGrid(FakeServer):
         custom_args = doc.get("custom_args") or {}
         self.record(message_id, doc, custom_args.get("dispatcher_id"))
         return web.Response(status=202, headers={"X-Message-Id": message_id})
+
+
+def event(receipt: Receipt, outcome: str) -> dict[str, Any]:
+    """One Event Webhook event about `receipt`, as SendGrid posts it (custom args at the top)."""
+    doc = receipt.payload
+    found: dict[str, Any] = {
+        **(doc.get("custom_args") or {}),
+        "email": doc["personalizations"][0]["to"][0]["email"],
+        "timestamp": int(time.time()),
+        "sg_event_id": secrets.token_urlsafe(16),
+        "sg_message_id": f"{receipt.provider_id}.recvd-5f7b-1-6543-2.0",
+        "smtp-id": f"<{receipt.provider_id}@ismtpd0001p1mdw1.sendgrid.net>",
+    }
+    if outcome == "bounce":
+        reason = "550 5.1.1 The email account that you tried to reach does not exist."
+        return {**found, "event": "bounce", "type": "bounce", "status": "5.1.1", "reason": reason}
+    if outcome == "complaint":
+        return {**found, "event": "spamreport"}
+    return {**found, "event": "delivered", "response": "250 OK"}
 
 
 def validate(doc: Any) -> Problem | None:
