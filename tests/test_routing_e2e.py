@@ -86,6 +86,10 @@ LATE = 300  # sends measured after the shift
 HEALTHY_MS = 50
 
 
+# A wall-clock race (the share 3 s after the change): on a machine busy with other work it
+# failed 3 times in this session's full runs, and never alone (11 runs). Timed tests stay out of
+# `make test`; `SLOW=1 make test` runs it, and the simulator measures brownouts in virtual time.
+@pytest.mark.slow
 @pytest.mark.parametrize("sqs_endpoint", ["fauxqs"], indirect=True)
 async def test_brownout_cuts_the_slow_providers_share_within_seconds(
     sqs: Any, queues: QueuePair, redis: Redis, redis_url: str, sqs_endpoint: str
