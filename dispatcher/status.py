@@ -2,7 +2,7 @@
 
 Per provider: breaker state and generation, error and slow-call rates over the window, p50/p95
 latency, the strategy's current weight (its share of first choices now), the recent traffic
-share, and any throttle.
+share, any throttle, and any operator override (`dispatcher provider ...`) with its time left.
 """
 
 from __future__ import annotations
@@ -68,6 +68,8 @@ def _row(h: ProviderHealth, weight: float, window_calls: int) -> dict[str, Any]:
         "open_for_s": round(h.open_until - h.at, 1)
         if h.open_until and h.open_until > h.at
         else 0.0,
+        "override": h.override,
+        "override_for_s": None if h.override_until is None else round(h.override_until - h.at, 1),
     }
 
 
@@ -80,7 +82,7 @@ def render(rows: list[dict[str, Any]], as_json: bool) -> str:
         return orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode()
     head = (
         f"{'provider':<14}{'circuit':<11}{'gen':>4}{'calls':>7}{'err%':>7}{'slow%':>7}"
-        f"{'p50ms':>8}{'p95ms':>8}{'weight':>8}{'share':>7}  throttle/open"
+        f"{'p50ms':>8}{'p95ms':>8}{'weight':>8}{'share':>7}  throttle/open  override"
     )
     lines = [head]
     for r in rows:
@@ -89,8 +91,16 @@ def render(rows: list[dict[str, Any]], as_json: bool) -> str:
             f"{_pct(r['error_rate']):>7}{_pct(r['slow_rate']):>7}{_num(r['p50_ms']):>8}"
             f"{_num(r['p95_ms']):>8}{100 * r['weight']:>7.0f}%{100 * r['traffic_share']:>6.0f}%"
             f"  {r['throttled_for_s'] or '-'}/{r['open_for_s'] or '-'}"
+            f"{'':>10}{_override(r)}"
         )
     return "\n".join(lines)
+
+
+def _override(row: dict[str, Any]) -> str:
+    if not row["override"]:
+        return "-"
+    left = row["override_for_s"]
+    return str(row["override"]) + ("" if left is None else f" ({left:g} s left)")
 
 
 def _pct(value: float | None) -> str:

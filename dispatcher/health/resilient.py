@@ -180,6 +180,8 @@ class ResilientHealth:
 
     async def snapshot(self) -> dict[str, ProviderHealth]:
         report = await self._call(lambda store: store.snapshot())
+        if self._since is None:  # Redis answered: its overrides are the ones to keep
+            self.local.remember_overrides(report)
         self.fast_trip.sync(report)
         return report
 
