@@ -17,7 +17,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
-from dispatcher.config import MetricsSettings
+from dispatcher.config import ConfigError, MetricsSettings
 from dispatcher.worker import Worker
 
 CHECK_SECONDS = 2.0  # each dependency must answer within this
@@ -71,7 +71,11 @@ async def serving_probes(
     runner = web.AppRunner(probe_app(worker, registry), access_log=None)
     await runner.setup()
     try:
-        await web.TCPSite(runner, settings.host, settings.port).start()
+        try:
+            await web.TCPSite(runner, settings.host, settings.port).start()
+        except OSError as exc:
+            where = f"{settings.host}:{settings.port}"
+            raise ConfigError("metrics.port", f"cannot listen on {where}: {exc.strerror}") from None
         yield f"http://{settings.host}:{settings.port}"
     finally:
         await runner.cleanup()
