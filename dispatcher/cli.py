@@ -1,4 +1,4 @@
-"""`dispatcher` command line: run, api, check-config, status, provider, demo."""
+"""`dispatcher` command line: run, api, check-config, status, provider, dlq, demo."""
 
 from __future__ import annotations
 
@@ -105,12 +105,30 @@ def _provider(settings: Settings, args: argparse.Namespace) -> int:
     return _run(work())
 
 
+def _dlq(settings: Settings, args: argparse.Namespace) -> int:
+    from dispatcher.ops.dlq_cli import parse_rate, run_dlq
+
+    try:
+        rate = parse_rate(args.rate)
+    except ValueError as exc:
+        return _fail(exc)
+    out: list[str] = []
+
+    async def work() -> None:
+        out.append(await run_dlq(settings, args, rate))
+
+    code = _run(work())
+    print(*out, sep="\n")
+    return code
+
+
 COMMANDS: dict[str, Command] = {
     "run": _worker,
     "api": _api,
     "check-config": _check_config,
     "status": _status,
     "provider": _provider,
+    "dlq": _dlq,
 }
 
 
@@ -125,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
             ("check-config", "validate a config file, print it with secrets masked"),
             ("status", "provider health shared by every replica"),
             ("provider", "drain, resume, force open or closed a provider (every replica)"),
+            ("dlq", "dead-letter queue: counts by reason, ids, redrive at a bounded rate"),
         )
     }
     for sub in subs.values():
@@ -137,6 +156,9 @@ def _parser() -> argparse.ArgumentParser:
     provider.add_argument(
         "--for", dest="duration", help="how long it lasts: 90s, 15m, 2h, 1d (default 1h)"
     )
+    from dispatcher.ops.dlq_cli import add_arguments
+
+    add_arguments(subs["dlq"])
     demo = commands.add_parser("demo", help="local stack, 5,000 messages, a live view")
     demo.add_argument("--messages", type=int, default=5000)
     return parser

@@ -28,13 +28,13 @@ MAX_IN_FLIGHT = 8
 
 
 def config_file(tmp_path: Path, config: Settings) -> Path:
-    """The config the operator's CLI reads: the same Redis and provider names."""
+    """The config the operator's CLI reads: the same queue, Redis and provider names."""
     path = tmp_path / "dispatcher.toml"
     names = "".join(
         f'[[providers]]\nname = "{p.name}"\ntype = "simulated"\n\n' for p in config.providers
     )
     path.write_text(
-        f'[queue]\nurl = "{config.queue.url}"\n\n'
+        f'[queue]\nurl = "{config.queue.url}"\nendpoint_url = "{config.queue.endpoint_url}"\n\n'
         f'[redis]\nurl = "{config.redis.url}"\nkey_prefix = "{config.redis.key_prefix}"\n\n' + names
     )
     return path
