@@ -65,7 +65,11 @@ def _api(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _check_config(settings: Settings, args: argparse.Namespace) -> int:
-    print(f"ok: {len(settings.providers)} providers, strategy {settings.routing.strategy}")
+    from dispatcher.ops.show_config import effective, render
+
+    print(render(effective(settings), args.json), end="")
+    ok = f"ok: {len(settings.providers)} providers, strategy {settings.routing.strategy}"
+    print(ok, file=sys.stderr)
     return 0
 
 
@@ -149,7 +153,8 @@ def _parser() -> argparse.ArgumentParser:
     for sub in subs.values():
         sub.add_argument("--config", help="TOML file (default: $DISPATCHER_CONFIG)")
     subs["check-config"].add_argument("path", nargs="?", help="TOML file (or --config)")
-    subs["status"].add_argument("--json", action="store_true", help="JSON instead of a table")
+    for name in ("status", "check-config"):
+        subs[name].add_argument("--json", action="store_true", help="JSON instead of a table")
     provider = subs["provider"]
     provider.add_argument("action", choices=("drain", "resume", "open", "close"))
     provider.add_argument("name", help="the provider's name in the config")
