@@ -1,4 +1,4 @@
-"""`dispatcher` command line: run, api, check-config, status, provider, dlq, demo."""
+"""`dispatcher` command line: run, api, check-config, status, provider, dlq, top, demo."""
 
 from __future__ import annotations
 
@@ -126,6 +126,28 @@ def _dlq(settings: Settings, args: argparse.Namespace) -> int:
     return code
 
 
+def _top(settings: Settings, args: argparse.Namespace) -> int:
+    from redis.asyncio import Redis
+    from rich.console import Console
+
+    from dispatcher.health.redis import RedisHealth
+    from dispatcher.ops.top import TopSource, run_top
+
+    async def work() -> None:
+        redis = Redis.from_url(settings.redis.url)
+        prefix, routing = settings.redis.key_prefix, settings.routing
+        health = RedisHealth(redis, prefix, settings.providers, routing)
+        try:
+            await run_top(TopSource(health, settings, args.metrics), Console(), args.frames)
+        finally:
+            await redis.aclose()
+
+    try:
+        return _run(work())
+    except KeyboardInterrupt:
+        return 0
+
+
 COMMANDS: dict[str, Command] = {
     "run": _worker,
     "api": _api,
@@ -133,6 +155,7 @@ COMMANDS: dict[str, Command] = {
     "status": _status,
     "provider": _provider,
     "dlq": _dlq,
+    "top": _top,
 }
 
 
@@ -148,6 +171,7 @@ def _parser() -> argparse.ArgumentParser:
             ("status", "provider health shared by every replica"),
             ("provider", "drain, resume, force open or closed a provider (every replica)"),
             ("dlq", "dead-letter queue: counts by reason, ids, redrive at a bounded rate"),
+            ("top", "live view: msg/s, in flight, per-provider share, latency, errors, breakers"),
         )
     }
     for sub in subs.values():
@@ -164,6 +188,8 @@ def _parser() -> argparse.ArgumentParser:
     from dispatcher.ops.dlq_cli import add_arguments
 
     add_arguments(subs["dlq"])
+    subs["top"].add_argument("--metrics", help="a worker's probe port, http://host:9100")
+    subs["top"].add_argument("--frames", type=int, default=0, help="stop after N (0: never)")
     demo = commands.add_parser("demo", help="local stack, 5,000 messages, a live view")
     demo.add_argument("--messages", type=int, default=5000)
     return parser
