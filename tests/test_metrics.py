@@ -4,15 +4,17 @@ with an outage), and the API's own /metrics."""
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from dispatcher.config import ConfigError, MetricsSettings, Settings, parse
-from dispatcher.devstack import free_port
+from dispatcher.devstack import REPO, free_port
 from dispatcher.ops.metrics import worker_registry
 from dispatcher.ops.probes import serving_probes
 from dispatcher.worker import Worker
@@ -108,6 +110,20 @@ async def test_metrics_follow_an_outage_and_the_recovery(
     assert value(after, "dispatcher_redis_errors_total") == 0
     assert ("dispatcher_shed_seconds_total", ()) in after
     assert ("dispatcher_dead_letters_total", (("reason", "invalid message"),)) not in after
+    # The Grafana dashboard asks only for series the worker and the API serve.
+    served = {name for name, _ in after} | {
+        "dispatcher_provider_override",  # served while an override is set
+        "dispatcher_dead_letters_total",  # served once a message is dead-lettered
+        "dispatcher_api_requests_total",  # the API's (tests/api/test_metrics_api.py)
+        "dispatcher_api_request_seconds_bucket",
+    }
+    assert dashboard_series() <= served
+
+
+def dashboard_series() -> set[str]:
+    doc = orjson.loads((REPO / "deploy" / "grafana" / "dispatcher.json").read_bytes())
+    exprs = [t["expr"] for panel in doc["panels"] for t in panel["targets"]]
+    return {name for expr in exprs for name in re.findall(r"dispatcher_[a-z_]+", expr)}
 
 
 async def _is(reading: Any, expected: float) -> bool:

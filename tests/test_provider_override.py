@@ -14,6 +14,7 @@ from dispatcher.config import Settings
 from dispatcher.health.base import Block, Observation, blocks
 from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
+from dispatcher.ops.metrics import worker_registry
 from dispatcher.ops.overrides import parse_duration
 from dispatcher.status import read_status
 from dispatcher.worker import Worker
@@ -76,6 +77,13 @@ async def test_drain_stops_traffic_on_both_workers_resume_and_the_ttl_bring_it_b
             # Only sends routed before each worker's next routing decision reached it.
             assert len(sg.receipts) <= at_drain + 2 * MAX_IN_FLIGHT
             assert len(mg.receipts) >= 300 - at_drain - 2 * MAX_IN_FLIGHT > 0
+            collected = {
+                tuple(sample.labels.values()): sample.value
+                for family in worker_registry(one).collect()
+                if family.name == "dispatcher_provider_override"
+                for sample in family.samples
+            }
+            assert collected == {("sendgrid", "drain"): 1.0}
             rows = {r["provider"]: r for r in await read_status(config)}
             assert rows["sendgrid"]["override"] == "drain"
             assert 0 < rows["sendgrid"]["override_for_s"] <= 3600

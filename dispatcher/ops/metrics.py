@@ -9,6 +9,7 @@ registry is never used.
     dispatcher_sends_total{provider,outcome}   answers, by outcome (sent, rejected, down, ...)
     dispatcher_send_seconds{provider}          histogram of provider call latency
     dispatcher_breaker_state{provider}         0 closed, 1 half-open, 2 open (overrides applied)
+    dispatcher_provider_override{provider,mode} 1 while an operator override is set
     dispatcher_route_weight{provider}          the strategy's share of first choices now
     dispatcher_in_flight, dispatcher_in_flight_limit
     dispatcher_receive_batch_size              histogram of messages per receive
@@ -94,9 +95,17 @@ class WorkerCollector(Collector):
         state = GaugeMetricFamily(
             "dispatcher_breaker_state", "0 closed, 1 half-open, 2 open", labels=["provider"]
         )
+        override = GaugeMetricFamily(
+            "dispatcher_provider_override",
+            "1 while an operator override is set",
+            labels=["provider", "mode"],
+        )
         for name, health in sorted(router.report.items()):
             state.add_metric([name], CIRCUIT_VALUE[health.circuit])
+            if health.override:
+                override.add_metric([name, health.override], 1)
         yield state
+        yield override
         weight = GaugeMetricFamily(
             "dispatcher_route_weight", "Share of first choices now", labels=["provider"]
         )
