@@ -296,6 +296,9 @@ drain_seconds = 20
 [routing]
 strategy = "adaptive"
 
+[metrics]
+port = 0
+
 [log]
 level = "info"
 

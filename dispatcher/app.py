@@ -23,6 +23,8 @@ from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
 from dispatcher.health.resilient import ResilientHealth
 from dispatcher.ledger import Ledger
+from dispatcher.ops.metrics import worker_registry
+from dispatcher.ops.probes import serving_probes
 from dispatcher.queue import SqsQueue, resolve_dead_letter_url
 from dispatcher.router import RATE_AHEAD_SECONDS, Router
 from dispatcher.scripts import RedisClient
@@ -166,7 +168,10 @@ async def health_store(settings: Settings, redis: RedisClient) -> ResilientHealt
 
 async def run(settings: Settings) -> None:
     """`dispatcher run`: work until SIGTERM or SIGINT, drain, and return."""
-    async with open_worker(settings) as worker:
+    async with (
+        open_worker(settings) as worker,
+        serving_probes(settings.metrics, worker, worker_registry(worker)) as probes,
+    ):
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, worker.stop)
@@ -176,6 +181,7 @@ async def run(settings: Settings) -> None:
             providers=[p.name for p in settings.providers],
             strategy=settings.routing.strategy,
             max_in_flight=settings.dispatch.max_in_flight,
+            probes=probes,
         )
         try:
             await worker.run()

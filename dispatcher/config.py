@@ -115,6 +115,14 @@ class ApiSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """`dispatcher run`'s health and metrics port: /healthz, /readyz, /metrics; 0 turns it off."""
+
+    host: str = "0.0.0.0"  # probes and scrapes come from outside the container
+    port: int = 9100
+
+
+@dataclass(frozen=True, slots=True)
 class LogSettings:
     level: str = "info"
 
@@ -153,6 +161,7 @@ class Settings:
     api: ApiSettings = ApiSettings()
     webhooks: WebhookSettings = WebhookSettings()
     suppression: SuppressionSettings = SuppressionSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     def provider(self, name: str) -> ProviderSettings:
         return next(p for p in self.providers if p.name == name)
@@ -168,6 +177,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "api": ApiSettings,
     "webhooks": WebhookSettings,
     "suppression": SuppressionSettings,
+    "metrics": MetricsSettings,
 }
 
 
@@ -375,6 +385,9 @@ def _check_api(settings: Settings) -> None:
         "must equal dispatch.record_ttl_days (the worker rewrites the same records and indexes)",
     )
     _require(0 <= a.shutdown_seconds <= 3600, "api.shutdown_seconds", "must be 0..3600")
+    m = settings.metrics
+    _require(bool(m.host), "metrics.host", "is required")
+    _require(0 <= m.port <= 65_535, "metrics.port", "must be 0..65535 (0: off)")
 
 
 def _check_breaker(b: BreakerSettings, where: str) -> None:

@@ -149,3 +149,9 @@ def feedback_counts(prefix: str, hour: int) -> str:
 def health_rate(prefix: str, provider: str) -> str:
     """String holding one provider's GCRA theoretical arrival time (ms)."""
     return f"{health_tag(prefix)}:rate:{provider}"
+
+
+def health_override(prefix: str, provider: str) -> str:
+    """String holding an operator's override of one provider (`drain`, `open` or `close`), with
+    the TTL it was set for; read by the health snapshot (`dispatcher.ops.overrides` sets it)."""
+    return f"{health_tag(prefix)}:override:{provider}"

@@ -32,6 +32,7 @@ class Received:
     receipt: str
     body: str
     receive_count: int
+    sent_at: float = 0.0  # epoch seconds SQS took it (SentTimestamp); 0 when not given
 
 
 class SqsQueue:
@@ -60,17 +61,9 @@ class SqsQueue:
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=self.wait_seconds if wait_seconds is None else wait_seconds,
             VisibilityTimeout=self.visibility_timeout,
-            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
         )
-        return [
-            Received(
-                m["MessageId"],
-                m["ReceiptHandle"],
-                m["Body"],
-                int(m.get("Attributes", {}).get("ApproximateReceiveCount", "1")),
-            )
-            for m in reply.get("Messages", [])
-        ]
+        return [_received(m) for m in reply.get("Messages", [])]
 
     async def delete(self, receipts: Sequence[str]) -> list[str]:
         """Delete messages; returns the receipts that could not be deleted."""
@@ -158,6 +151,17 @@ class SqsQueue:
         return int(attrs.get("ApproximateNumberOfMessages", 0)) + int(
             attrs.get("ApproximateNumberOfMessagesNotVisible", 0)
         )
+
+
+def _received(message: dict[str, Any]) -> Received:
+    attributes = message.get("Attributes", {})
+    return Received(
+        message["MessageId"],
+        message["ReceiptHandle"],
+        message["Body"],
+        int(attributes.get("ApproximateReceiveCount", "1")),
+        int(attributes.get("SentTimestamp", "0")) / 1000,
+    )
 
 
 async def resolve_dead_letter_url(client: Any, url: str) -> str | None:

@@ -86,6 +86,15 @@ class Router:
         self._started_sum: dict[str, float] = {}  # per provider: the start times in flight
 
     @property
+    def report(self) -> Mapping[str, ProviderHealth]:
+        """The last health snapshot read (empty before the first)."""
+        return self._report
+
+    @property
+    def strategy(self) -> Strategy:
+        return self._strategy
+
+    @property
     def providers(self) -> tuple[Provider, ...]:
         return tuple(self._by_name.values())
 

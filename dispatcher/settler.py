@@ -13,6 +13,8 @@ journalled (`dispatcher.journal`), never handed back.
 from __future__ import annotations
 
 import asyncio
+import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 
 import structlog
@@ -29,6 +31,14 @@ log = structlog.get_logger("dispatcher.send")
 RECORD_TRIES = 5  # flushes in which Redis refused one record before its message is let go
 # A send the settler is done with: its decision and how the ledger took it (FAILED: given up).
 Done = tuple[InFlight, Decision, SettleVerdict]
+_REASON_CLASS = re.compile(r"[A-Za-z_ ]+")
+
+
+def reason_class(reason: str) -> str:
+    """A dead-letter reason's class, for a metric label: its leading words, before the first
+    digit, colon or semicolon (`invalid message`, `max_attempts`, `internal`, ...)."""
+    found = _REASON_CLASS.match(reason)
+    return (found.group().strip() if found else "") or "other"
 
 
 class Settler:
@@ -51,6 +61,8 @@ class Settler:
         self._dead: list[tuple[Received, str]] = []
         self._wake = asyncio.Event()
         self._redis_failures = 0
+        self.redis_errors = 0  # ledger and health writes Redis failed (the metrics read it)
+        self.dead_letters: Counter[str] = Counter()  # moved to the DLQ, by reason class
         # One flush at a time: the shutdown's flush must wait for the one in progress, or it
         # would see no completions and hand back messages that are being recorded as SENT.
         self._flushing = asyncio.Lock()
@@ -113,6 +125,7 @@ class Settler:
             if not isinstance(settled, RedisError):
                 raise settled
             self._redis_failures += 1
+            self.redis_errors += 1
             if self._redis_failures == 1:
                 log.warning("ledger_unavailable", error=type(settled).__name__)
             self._completions[:0] = completions
@@ -165,6 +178,7 @@ class Settler:
         try:
             await self._health.record(observations)
         except RedisError as exc:
+            self.redis_errors += 1
             log.warning("health_record_failed", error=type(exc).__name__)
 
     async def _act(
@@ -180,6 +194,9 @@ class Settler:
             queue.dead_letter(dead),
             return_exceptions=True,
         )
+        if dead and isinstance(results[2], list):  # counted once the DLQ holds them
+            left = {id(m) for m in results[2]}
+            self.dead_letters.update(reason_class(r) for m, r in dead if id(m) not in left)
         for name, result in zip(
             ("delete", "change_visibility", "dead_letter"), results, strict=True
         ):

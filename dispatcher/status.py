@@ -2,7 +2,8 @@
 
 Per provider: breaker state and generation, error and slow-call rates over the window, p50/p95
 latency, the strategy's current weight (its share of first choices now), the recent traffic
-share, any throttle, and its bounce and complaint rates over 24 h (`dispatcher.feedback`).
+share, any throttle, its bounce and complaint rates over 24 h (`dispatcher.feedback`), and any
+operator override (`dispatcher provider ...`) with its time left.
 """
 
 from __future__ import annotations
@@ -87,6 +88,8 @@ def _row(h: ProviderHealth, weight: float, window_calls: int) -> dict[str, Any]:
         "open_for_s": round(h.open_until - h.at, 1)
         if h.open_until and h.open_until > h.at
         else 0.0,
+        "override": h.override,
+        "override_for_s": None if h.override_until is None else round(h.override_until - h.at, 1),
     }
 
 
@@ -100,7 +103,7 @@ def render(rows: list[dict[str, Any]], as_json: bool) -> str:
     head = (
         f"{'provider':<14}{'circuit':<11}{'gen':>4}{'calls':>7}{'err%':>7}{'slow%':>7}"
         f"{'p50ms':>8}{'p95ms':>8}{'weight':>8}{'share':>7}{'sent24h':>9}{'bnc%':>6}{'cmp%':>6}"
-        "  throttle/open"
+        "  throttle/open  override"
     )
     lines = [head]
     for r in rows:
@@ -110,8 +113,16 @@ def render(rows: list[dict[str, Any]], as_json: bool) -> str:
             f"{_num(r['p95_ms']):>8}{100 * r['weight']:>7.0f}%{100 * r['traffic_share']:>6.0f}%"
             f"{r['sent_24h']:>9}{_pct(r['bounce_rate_24h']):>6}{_pct(r['complaint_rate_24h']):>6}"
             f"  {r['throttled_for_s'] or '-'}/{r['open_for_s'] or '-'}"
+            f"{'':>10}{_override(r)}"
         )
     return "\n".join(lines)
+
+
+def _override(row: dict[str, Any]) -> str:
+    if not row["override"]:
+        return "-"
+    left = row["override_for_s"]
+    return str(row["override"]) + ("" if left is None else f" ({left:g} s left)")
 
 
 def _pct(value: float | None) -> str:

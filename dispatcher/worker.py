@@ -16,6 +16,7 @@ import contextlib
 import os
 import random
 import socket
+import time
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,9 +143,9 @@ class Worker:
                 self.stats.released += len(batch)
                 self.settler.enqueue_visibility([(message, 0) for message in batch])
                 return
+            self.stats.note_receive(len(batch))
             if batch:
                 backoff.empty = 0
-                self.stats.received += len(batch)
                 admitted = self.claims.decode_batch(batch)
                 try:
                     await self._admit(admitted)
@@ -188,6 +189,7 @@ class Worker:
         eligible = bool((await self.router.refresh()).eligible())
         if eligible != self._taking_work:
             self._taking_work = eligible
+            self.stats.shedding(not eligible, time.monotonic())
             if eligible:
                 log.info("shedding_ended")
             else:
@@ -214,6 +216,7 @@ class Worker:
         An error from the ledger or the router comes before any is started or put back."""
         claimed = await self.claims.claim(admitted)
         if claimed:
+            self.stats.claimed(time.time(), [e.received.sent_at for e in claimed])
             await self.router.refresh()
             routes = await self.router.plan(len(claimed), [e.email.size for e in claimed])
             for entry, route in zip(claimed, routes, strict=True):

@@ -37,6 +37,9 @@ key_prefix = "t:"
 max_in_flight = 40
 drain_seconds = 10
 
+[metrics]
+port = 0
+
 [[providers]]
 name = "sendgrid"
 type = "sendgrid"

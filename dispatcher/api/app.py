@@ -26,12 +26,14 @@ from dispatcher.api.logging import access_log
 from dispatcher.api.openapi import openapi_route
 from dispatcher.api.services import services_context
 from dispatcher.config import ConfigError, Settings
+from dispatcher.ops.api_metrics import ApiMetrics
 
 
 def build_app(settings: Settings, keys: Sequence[ApiKey]) -> web.Application:
+    metrics = ApiMetrics.create()  # this application's own registry
     app = web.Application(
         client_max_size=settings.api.max_body_bytes,
-        middlewares=[access_log, errors_middleware, auth_middleware(keys)],
+        middlewares=[metrics.middleware(), access_log, errors_middleware, auth_middleware(keys)],
     )
     app.cleanup_ctx.append(services_context(settings))
     app.router.add_post("/v1/emails", emails.post_emails)
@@ -47,6 +49,7 @@ def build_app(settings: Settings, keys: Sequence[ApiKey]) -> web.Application:
     app.router.add_post("/v1/webhooks/ses", webhooks.ses)
     app.router.add_get("/healthz", ops.healthz, allow_head=False)
     app.router.add_get("/readyz", ops.readyz, allow_head=False)
+    metrics.add_route(app)
     app.router.add_get("/openapi.json", openapi_route(), allow_head=False)
     docs.add_routes(app)
     graphql.add_routes(app)

@@ -3,7 +3,8 @@
 It starts redis-server, fauxqs (a local SQS endpoint) and the intake API, uploads a CSV
 campaign of 5,000 customers (with duplicates and bad rows, which the API skips and reports)
 and a few single sends through the API, runs the real worker against three simulated
-providers with a live view, takes one provider down halfway so the failover shows, checks that
+providers with `dispatcher top`'s live view (Redis health and the worker's own /metrics),
+takes one provider down halfway so the failover shows, checks that
 every message was sent exactly once, reads the campaign's counts back from
 `GET /v1/batches/{id}`, and stops everything it started. Logs go to `.run/demo.log` (JSON
 lines, this run only).
@@ -18,11 +19,16 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+from redis.asyncio import Redis
+from rich.console import Console, Group
+from rich.live import Live
+from rich.text import Text
+
 from dispatcher import logs
 from dispatcher.app import open_worker
-from dispatcher.config import Settings, parse
+from dispatcher.config import MetricsSettings, Settings, parse
 from dispatcher.dev.demo_api import FrontDoor, serving, write_campaign
-from dispatcher.dev.liveview import LiveView
 from dispatcher.dev.stack import (
     AWS_CREDENTIALS,
     REPO,
@@ -30,16 +36,21 @@ from dispatcher.dev.stack import (
     QueuePair,
     RedisServer,
     create_queue_pair,
+    free_port,
     queue_depth,
     sqs_client,
 )
+from dispatcher.health.redis import RedisHealth
+from dispatcher.ops.metrics import worker_registry
+from dispatcher.ops.probes import serving_probes
+from dispatcher.ops.top import TopSource, render
 from dispatcher.stats import Stats
 from dispatcher.worker import Worker
 from providers.simulated import Simulated
 
 PROVIDERS = (("ses-sim", 90), ("sendgrid-sim", 70), ("mailgun-sim", 110))  # name, latency ms
 TAKEN_DOWN = "ses-sim"
-FRAME_SECONDS = 0.2
+FRAME_SECONDS = 0.5
 CAMPAIGN = "spring-sale"
 DUPLICATES, BAD_ROWS, SINGLES = 50, 5, (1, 3, 2)  # single sends: recipients each
 
@@ -61,7 +72,7 @@ async def run_demo(messages: int = 5000) -> None:
                 total = await _through_the_api(front, log_path.parent, messages)
                 stats = Stats()
                 async with open_worker(settings, stats=stats) as worker:
-                    elapsed = await _watch(worker, total)
+                    elapsed = await _watch(worker, total, settings)
                 await _summary(stats, worker, total, elapsed, sqs, pair, log_path)
                 counts = (await front.batch(CAMPAIGN))["counts"]
                 print(f"  GET /v1/batches/{CAMPAIGN}: {counts}")
@@ -109,24 +120,43 @@ def _settings(pair: QueuePair, endpoint: str, redis_url: str) -> Settings:
     )
 
 
-async def _watch(worker: Worker, total: int) -> float:
-    """Run the worker with the live view; take a provider down halfway; stop when done."""
-    view = LiveView(total, worker.stats)
+async def _watch(worker: Worker, total: int, settings: Settings) -> float:
+    """Run the worker under `dispatcher top`'s view; take a provider down halfway; stop when
+    done."""
+    redis = Redis.from_url(settings.redis.url)
+    health = RedisHealth(redis, settings.redis.key_prefix, settings.providers, settings.routing)
+    probes = MetricsSettings("127.0.0.1", free_port())
     task = asyncio.create_task(worker.run())
-    started = time.monotonic()
+    started, notes = time.monotonic(), dict[str, str]()
     try:
-        while worker.stats.settled < total and not task.done():
-            if worker.stats.settled >= total // 2 and TAKEN_DOWN not in view.notes:
-                _simulated(worker, TAKEN_DOWN).set_fault(down=True)
-                view.notes[TAKEN_DOWN] = f"DOWN since {worker.stats.settled:,} (503s)"
-            view.draw()
-            await asyncio.sleep(FRAME_SECONDS)
+        async with (
+            serving_probes(probes, worker, worker_registry(worker)) as url,
+            aiohttp.ClientSession() as http,
+        ):
+            source = TopSource(health, settings, url)
+            with Live(console=Console(), auto_refresh=False) as live:
+                while worker.stats.settled < total and not task.done():
+                    if worker.stats.settled >= total // 2 and TAKEN_DOWN not in notes:
+                        _simulated(worker, TAKEN_DOWN).set_fault(down=True)
+                        notes[TAKEN_DOWN] = f"DOWN since {worker.stats.settled:,} (503s)"
+                    sample = await source.sample(http)
+                    sample.notes = notes
+                    frame = Group(_progress(worker, total, started), render(sample))
+                    live.update(frame, refresh=True)
+                    await asyncio.sleep(FRAME_SECONDS)
         elapsed = time.monotonic() - started
-        view.draw()
     finally:
         worker.stop()
         await task
+        await redis.aclose()
     return elapsed
+
+
+def _progress(worker: Worker, total: int, started: float) -> Text:
+    done, elapsed = min(worker.stats.settled, total), time.monotonic() - started
+    return Text(
+        f"{done:,}/{total:,} settled ({100 * done / max(1, total):.0f}%) in {elapsed:.1f} s"
+    )
 
 
 def _simulated(worker: Worker, name: str) -> Simulated:

@@ -20,6 +20,11 @@ The breaker of one provider, shared by every replica::
 
 Every transition bumps the generation; an outcome routed under an older generation still counts
 in the window but never moves the breaker.
+
+An operator's override (`dispatcher provider drain|open|close NAME`), read with the snapshot,
+is applied on top of the shared state by `with_override`: `open` shows the circuit open, `close`
+shows it closed (the breaker keeps counting underneath), and `drain` blocks new sends
+(`Block.DRAINED`) whatever the circuit.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import bisect
 import enum
 import random
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from dispatcher.config import ProviderSettings
@@ -165,6 +170,8 @@ class ProviderHealth:
     headroom: float = 1.0  # tokens / burst, 0..1; 1 when unlimited
     closed_at: float | None = None  # when it last closed after being open
     last_seen: float | None = None  # newest outcome
+    override: str | None = None  # an operator's override: drain, open or close (`Override`)
+    override_until: float | None = None  # when it expires; None: never
 
     @property
     def p50_ms(self) -> float | None:
@@ -196,9 +203,30 @@ class HealthStore(Protocol):
         ...
 
 
+class Override(enum.StrEnum):
+    """An operator's override of one provider, honoured by every replica until it expires."""
+
+    DRAIN = "drain"  # take no new sends
+    OPEN = "open"  # the circuit is open, whatever the breaker says
+    CLOSE = "close"  # the circuit is closed, whatever the breaker says
+
+
+def with_override(health: ProviderHealth, mode: str | None, until: float | None) -> ProviderHealth:
+    """`health` as routing must see it under the override `mode` (None, unknown or expired by
+    `until`: none)."""
+    if mode not in tuple(Override) or (until is not None and until <= health.at):
+        return health
+    if mode == Override.OPEN:
+        health = replace(health, circuit=Circuit.OPEN, open_until=until)
+    elif mode == Override.CLOSE:
+        health = replace(health, circuit=Circuit.CLOSED, open_until=None)
+    return replace(health, override=mode, override_until=until)
+
+
 class Block(enum.Enum):
     """What keeps a provider from taking a send now."""
 
+    DRAINED = "drained"  # an operator drains it
     HELD = "held"  # this process has just seen it fail repeatedly (the fast trip)
     OPEN = "open"  # its breaker is open
     PROBE = "probe"  # half-open: only a probe may go, under a permit (one is free)
@@ -213,6 +241,9 @@ def blocks(
     """The one "available" rule: what keeps one provider from taking a send now, each with the
     seconds until it ends (None: unknown). `held_for`: seconds left on a local hold."""
     found: dict[Block, float | None] = {}
+    if health.override == Override.DRAIN:
+        until = health.override_until
+        found[Block.DRAINED] = None if until is None else until - health.at
     if held_for > 0:
         found[Block.HELD] = held_for
     if health.circuit is Circuit.OPEN:

@@ -28,6 +28,7 @@ from dispatcher.health.base import (
     hist_bucket,
     jitter_draws,
     rate_params,
+    with_override,
 )
 from dispatcher.health.rules import (
     gcra_free,
@@ -88,6 +89,13 @@ class MemoryHealth:
         self._tau_ms = routing.latency_decay_seconds * 1000
         self._clock = clock or time.time
         self._rng = rng or random.Random()
+        self._overrides: dict[str, tuple[str, float | None]] = {}  # the last seen in Redis
+
+    def remember_overrides(self, report: Mapping[str, ProviderHealth]) -> None:
+        """Keep the operators' overrides of a shared snapshot, applied while Redis is away."""
+        self._overrides = {
+            name: (h.override, h.override_until) for name, h in report.items() if h.override
+        }
 
     def _now(self) -> int:
         return int(self._clock() * 1000)
@@ -219,7 +227,8 @@ class MemoryHealth:
             book.trips = 0
         sums, rate = self._sums(book, now), rate_params(settings)
         tokens = None if rate is None else gcra_free(book.tat, now, *rate)
-        return ProviderHealth(
+        mode, until = self._overrides.get(name, (None, None))
+        health = ProviderHealth(
             name=name,
             at=now / 1000,
             circuit=book.circuit,
@@ -241,6 +250,7 @@ class MemoryHealth:
             closed_at=_seconds(book.closed_at),
             last_seen=_seconds(book.last_seen),
         )
+        return with_override(health, mode, until)
 
     async def acquire_permits(self, wants: Mapping[str, int]) -> dict[str, ProbeGrant]:
         now = self._now()

@@ -1,7 +1,7 @@
 """Provider health shared by every replica, in Redis: sliding windows, peak-EWMA latency, the
 circuit breakers, half-open probe permits and the shared rate limits.
 
-    snapshot         health_snapshot.lua                   1 round trip per receive batch
+    snapshot         health_snapshot.lua (with overrides)  1 round trip per receive batch
     reserve          reserve.lua (half-open or limited)    1 round trip per receive batch
     acquire_permits  breaker_permit.lua (half-open only)   1 round trip
     take             rate_take.lua (limited providers)     1 round trip (a failover's token)
@@ -34,17 +34,17 @@ from dispatcher.health.base import (
     hist_bucket,
     jitter_draws,
     rate_params,
+    with_override,
 )
 from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load, run_batch
 from strategies.base import Circuit
 
 RECORD, BREAKER = LuaScript("health_record"), LuaScript("breaker_record", "_breaker")
-SNAPSHOT = LuaScript("health_snapshot", "_breaker", "_gcra")
+SNAPSHOT, RESERVE = (LuaScript(n, "_breaker", "_gcra") for n in ("health_snapshot", "reserve"))
 PERMIT, RATE = LuaScript("breaker_permit", "_breaker"), LuaScript("rate_take", "_gcra")
-RESERVE = LuaScript("reserve", "_breaker", "_gcra")
 SCRIPTS = (RECORD, BREAKER, SNAPSHOT, PERMIT, RATE, RESERVE)
 STATE_TTL_SECONDS = 7 * 86_400  # breaker state outlives any open period; idle a week, forgotten
-_SNAPSHOT_WIDTH = 10 + 6 + len(HIST_BOUNDS_MS)
+_SNAPSHOT_WIDTH = 12 + 6 + len(HIST_BOUNDS_MS)
 
 
 def _ms(seconds: float) -> str:
@@ -149,6 +149,7 @@ class RedisHealth:
                 keys.health_state(self._prefix, name),
                 keys.health_permits(self._prefix, name),
                 keys.health_rate(self._prefix, name),
+                keys.health_override(self._prefix, name),
             ]
             interval, burst = rate_params(settings) or (0.0, 0.0)
             args += [_ms(settings.breaker.healthy_reset_seconds), repr(interval), repr(burst)]
@@ -157,8 +158,7 @@ class RedisHealth:
             SNAPSHOT.queue(pipe, snap_keys, args)
 
         [reply] = await run_batch(self._redis, SCRIPTS, build)
-        at = int(reply[0]) / 1000
-        width = _SNAPSHOT_WIDTH
+        at, width = int(reply[0]) / 1000, _SNAPSHOT_WIDTH
         return {
             name: self._parse(name, at, reply[1 + i * width : 1 + (i + 1) * width])
             for i, name in enumerate(names)
@@ -166,11 +166,12 @@ class RedisHealth:
 
     def _parse(self, name: str, at: float, row: list[Any]) -> ProviderHealth:
         state, gen, trips, open_until, throttle, closed_at, seen, ewma, permits, tokens = row[:10]
-        sums = [int(v) for v in row[10:]]
+        override, left_ms = _text(row[10]) or None, int(row[11])
+        sums = [int(v) for v in row[12:]]
         circuit = Circuit(_text(state))
         rate = rate_params(self._settings[name])
         free = float(tokens) if rate is not None else None
-        return ProviderHealth(
+        health = ProviderHealth(
             name=name,
             at=at,
             circuit=circuit,
@@ -192,6 +193,7 @@ class RedisHealth:
             closed_at=_seconds(closed_at),
             last_seen=_seconds(seen),
         )
+        return with_override(health, override, at + left_ms / 1000 if left_ms >= 0 else None)
 
     async def acquire_permits(self, wants: Mapping[str, int]) -> dict[str, ProbeGrant]:
         """Half-open probe permits, up to `wants[provider]` each; one round trip."""

@@ -121,6 +121,7 @@ class ResilientHealth:
         self._warned_at: float | None = None
         self._announced = False  # the current outage was warned about
         self._failures = self._outages = 0  # since the last warning
+        self.errors_total = 0  # shared calls that failed, ever (the metrics read it)
         self.fast_trip = FastTrip(local.settings)
 
     @property
@@ -152,6 +153,7 @@ class ResilientHealth:
         """Count a failed shared call; schedule the next probe; warn at most once a period."""
         now = self._monotonic()
         self._failures += 1
+        self.errors_total += 1
         if self._since is None:  # Redis has just gone: probe again soon
             self._since, self._delay, self._announced = now, self._retry_min, False
             self._outages += 1
@@ -178,6 +180,8 @@ class ResilientHealth:
 
     async def snapshot(self) -> dict[str, ProviderHealth]:
         report = await self._call(lambda store: store.snapshot())
+        if self._since is None:  # Redis answered: its overrides are the ones to keep
+            self.local.remember_overrides(report)
         self.fast_trip.sync(report)
         return report
 

@@ -1,0 +1,91 @@
+"""`dispatcher check-config PATH`: the effective config (file, environment overrides and
+defaults) as TOML or JSON, with secrets masked.
+
+A secret is a field declared `repr=False` (the providers' options: `api_key`, ...), any field
+named like a key, secret, password or token, and the password of a URL (`redis://:pw@host`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import orjson
+
+from dispatcher.config import Settings
+
+MASK = "********"
+_SECRET_NAME = re.compile(r"(^|_)(api_key|key|secret|password|token)$")
+
+
+def effective(settings: Settings) -> dict[str, Any]:
+    """Every section as plain data, secrets masked; providers as a list of tables."""
+    doc: dict[str, Any] = {
+        f.name: _table(getattr(settings, f.name))
+        for f in dataclasses.fields(settings)
+        if f.name != "providers"
+    }
+    doc["providers"] = [_provider(p) for p in settings.providers]
+    return doc
+
+
+def _provider(provider: Any) -> dict[str, Any]:
+    table = _table(provider)
+    table.pop("options")
+    table.update(_table(provider.options))
+    return table
+
+
+def _table(obj: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out[f.name] = _table(value)
+        elif value is not None and (not f.repr or _SECRET_NAME.search(f.name)):
+            out[f.name] = MASK
+        elif isinstance(value, str) and "://" in value:
+            out[f.name] = _mask_url(value)
+        elif isinstance(value, tuple):
+            out[f.name] = list(value)
+        else:
+            out[f.name] = value
+    return out
+
+
+def _mask_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:{MASK}@{host}{port}"))
+
+
+def render(doc: dict[str, Any], as_json: bool) -> str:
+    if as_json:
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode()
+    lines: list[str] = []
+    for name, table in doc.items():
+        if name == "providers":
+            continue
+        lines += [f"[{name}]", *_pairs(table), ""]
+    for provider in doc["providers"]:
+        breaker = provider.pop("breaker")
+        lines += ["[[providers]]", *_pairs(provider), *_pairs(breaker), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _pairs(table: dict[str, Any]) -> list[str]:
+    return [f"{key} = {_value(value)}" for key, value in table.items() if value is not None]
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str | list):
+        return orjson.dumps(value).decode()  # a JSON string or list of strings is valid TOML
+    return repr(value)
