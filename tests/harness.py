@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
+from redis.asyncio import Redis
 
 from dispatcher.app import open_worker
 from dispatcher.config import Settings, parse
@@ -128,3 +132,26 @@ def statuses(records: Sequence[Record | None]) -> dict[str, int]:
         key = record.status.value if record else "missing"
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def run_machine_on_redis(
+    machine: type[RuleBasedStateMachine], redis_url: str, examples: int
+) -> None:
+    """Run a hypothesis state machine whose class attributes `runner` (an event loop) and
+    `client` (a Redis client on `redis_url`) are set here, shared by every example."""
+    with asyncio.Runner() as loop:
+        redis = Redis.from_url(redis_url)
+        shared: dict[str, Any] = {"runner": loop, "client": redis}
+        bound = type(f"OnTheTestRedis{machine.__name__}", (machine,), shared)
+        try:
+            run_state_machine_as_test(
+                bound,
+                settings=hypothesis_settings(
+                    max_examples=examples,
+                    stateful_step_count=40,
+                    deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow],
+                ),
+            )
+        finally:
+            loop.run(redis.aclose())

@@ -21,14 +21,13 @@ from dataclasses import replace
 from typing import Any, ClassVar, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, event, settings
+from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 from redis.asyncio import Redis
 
@@ -39,6 +38,7 @@ from dispatcher.health.redis import RedisHealth
 from providers.base import Status
 from providers.simulated import SimulatedOptions
 from strategies.base import Circuit
+from tests.harness import run_machine_on_redis
 
 T = TypeVar("T")
 BREAKER = BreakerSettings(
@@ -214,21 +214,4 @@ class BreakerMachine(RuleBasedStateMachine):
 
 
 def test_breaker_state_machine_on_redis_and_in_process(redis_url: str) -> None:
-    with asyncio.Runner() as loop:
-        redis = Redis.from_url(redis_url)
-
-        class OnTheTestRedis(BreakerMachine):
-            runner, client = loop, redis
-
-        try:
-            run_state_machine_as_test(
-                OnTheTestRedis,
-                settings=settings(
-                    max_examples=80,
-                    stateful_step_count=40,
-                    deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow],
-                ),
-            )
-        finally:
-            loop.run(redis.aclose())
+    run_machine_on_redis(BreakerMachine, redis_url, examples=80)

@@ -17,14 +17,12 @@ from dataclasses import replace
 from typing import Any, ClassVar, TypeVar
 
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 from redis.asyncio import Redis
 
@@ -36,6 +34,7 @@ from dispatcher.health.resilient import FastTrip
 from providers.base import Outcome, Status
 from providers.simulated import SimulatedOptions
 from strategies.base import Circuit
+from tests.harness import run_machine_on_redis
 
 T = TypeVar("T")
 START = 1_800_000_000.0
@@ -270,21 +269,4 @@ class StoresAgree(RuleBasedStateMachine):
 
 
 def test_both_stores_stay_equal_under_random_traffic(redis_url: str) -> None:
-    with asyncio.Runner() as loop:
-        redis = Redis.from_url(redis_url)
-
-        class OnTheTestRedis(StoresAgree):
-            runner, client = loop, redis
-
-        try:
-            run_state_machine_as_test(
-                OnTheTestRedis,
-                settings=settings(
-                    max_examples=60,
-                    stateful_step_count=40,
-                    deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow],
-                ),
-            )
-        finally:
-            loop.run(redis.aclose())
+    run_machine_on_redis(StoresAgree, redis_url, examples=60)
