@@ -18,7 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 from redis.asyncio import Redis
 
 from dispatcher.app import open_worker
-from dispatcher.config import Settings, parse
+from dispatcher.config import BreakerSettings, Settings, parse
 from dispatcher.ledger import Record
 from dispatcher.stats import Stats
 from dispatcher.worker import Worker
@@ -155,3 +155,20 @@ def run_machine_on_redis(
             )
         finally:
             loop.run(redis.aclose())
+
+
+# A quick breaker for the state-machine tests: small thresholds and short open times.
+BREAKER = BreakerSettings(
+    error_rate_threshold=0.5,
+    slow_call_rate_threshold=0.5,
+    slow_call_seconds=1.0,
+    minimum_calls=4,
+    consecutive_failures=3,
+    open_seconds=1.0,
+    open_max_seconds=8.0,
+    misconfigured_open_seconds=12.0,
+    half_open_permits=2,
+    half_open_successes=2,
+    permit_lease_seconds=3.0,
+    healthy_reset_seconds=20.0,
+)

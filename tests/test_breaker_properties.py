@@ -31,30 +31,16 @@ from hypothesis.stateful import (
 )
 from redis.asyncio import Redis
 
-from dispatcher.config import BreakerSettings, ProviderSettings, RoutingSettings
+from dispatcher.config import ProviderSettings, RoutingSettings
 from dispatcher.health.base import HealthStore, Observation, Permit, ProviderHealth
 from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
 from providers.base import Status
 from providers.simulated import SimulatedOptions
 from strategies.base import Circuit
-from tests.harness import run_machine_on_redis
+from tests.harness import BREAKER, run_machine_on_redis
 
 T = TypeVar("T")
-BREAKER = BreakerSettings(
-    error_rate_threshold=0.5,
-    slow_call_rate_threshold=0.5,
-    slow_call_seconds=1.0,
-    minimum_calls=4,
-    consecutive_failures=3,
-    open_seconds=1.0,
-    open_max_seconds=8.0,
-    misconfigured_open_seconds=12.0,
-    half_open_permits=2,
-    half_open_successes=2,
-    permit_lease_seconds=3.0,
-    healthy_reset_seconds=20.0,
-)
 PROVIDERS = (ProviderSettings("a", "simulated", SimulatedOptions(), breaker=BREAKER),)
 ROUTING = RoutingSettings(window_seconds=10, bucket_seconds=1)
 SETTLED = BREAKER.misconfigured_open_seconds + BREAKER.permit_lease_seconds + 1
