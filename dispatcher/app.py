@@ -92,26 +92,31 @@ async def open_worker(
             providers = await open_providers(settings.providers, http)
             for provider in providers:
                 stack.push_async_callback(provider.aclose)
-        dead_letter_url = settings.queue.dead_letter_url or await resolve_dead_letter_url(
-            sqs, settings.queue.url
-        )
-        if not dead_letter_url:
-            raise ConfigError(
-                "queue.dead_letter_url", "is required when the queue has no RedrivePolicy"
-            )
-        queue = SqsQueue(
-            sqs,
-            settings.queue.url,
-            dead_letter_url,
-            wait_seconds=settings.queue.wait_time_seconds,
-            visibility_timeout=settings.queue.visibility_timeout,
-        )
+        queue = await open_queue(settings, sqs)
         prefix = settings.redis.key_prefix
         hasher = AddressHasher(settings.suppression.secret, prefix)
         ledger = Ledger(redis, prefix, dispatch.record_ttl_days * 86_400, hasher=hasher)
         health = await health_store(settings, redis)
         router = Router(strategy, providers, settings.providers, health, random.Random())
         yield Worker(dispatch, queue, ledger, router, stats)
+
+
+async def open_queue(settings: Settings, sqs: Any) -> SqsQueue:
+    """The worker's queue: its own URL and the DLQ's (from the config or the RedrivePolicy)."""
+    dead_letter_url = settings.queue.dead_letter_url or await resolve_dead_letter_url(
+        sqs, settings.queue.url
+    )
+    if not dead_letter_url:
+        raise ConfigError(
+            "queue.dead_letter_url", "is required when the queue has no RedrivePolicy"
+        )
+    return SqsQueue(
+        sqs,
+        settings.queue.url,
+        dead_letter_url,
+        wait_seconds=settings.queue.wait_time_seconds,
+        visibility_timeout=settings.queue.visibility_timeout,
+    )
 
 
 def open_redis(settings: RedisSettings) -> RedisClient:

@@ -57,6 +57,11 @@ def openapi() -> dict[str, Any]:
 
 
 def _paths() -> dict[str, Any]:
+    return {**_send_paths(), **_status_paths()}
+
+
+def _send_paths() -> dict[str, Any]:
+    """Where mail comes in: single sends (and their listing) and campaign uploads."""
     return {
         "/v1/emails": {
             "post": {
@@ -82,6 +87,23 @@ def _paths() -> dict[str, Any]:
                 "responses": {"200": _json("a page", "EmailPage"), **_errors(400, 401, 503)},
             },
         },
+        "/v1/campaigns": {
+            "post": {
+                "summary": "Upload a CSV campaign: one email per new address, duplicates skipped",
+                "operationId": "uploadCampaign",
+                "requestBody": _body("multipart/form-data", "CampaignForm"),
+                "responses": {
+                    "202": _json("read to the end", "CampaignAccepted"),
+                    **_errors(400, 401, 413, 415, 503),
+                },
+            }
+        },
+    }
+
+
+def _status_paths() -> dict[str, Any]:
+    """Where state is read: one email, one batch, and the probes."""
+    return {
         "/v1/emails/{id}": {
             "get": {
                 "summary": "One email's status",
@@ -98,17 +120,6 @@ def _paths() -> dict[str, Any]:
                 "responses": {
                     "200": _json("counts and a page", "BatchStatus"),
                     **_errors(400, 401, 404, 503),
-                },
-            }
-        },
-        "/v1/campaigns": {
-            "post": {
-                "summary": "Upload a CSV campaign: one email per new address, duplicates skipped",
-                "operationId": "uploadCampaign",
-                "requestBody": _body("multipart/form-data", "CampaignForm"),
-                "responses": {
-                    "202": _json("read to the end", "CampaignAccepted"),
-                    **_errors(400, 401, 413, 415, 503),
                 },
             }
         },

@@ -58,48 +58,54 @@ SERVICES = web.AppKey("services", Services)
 
 @contextlib.asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
-    ttl = settings.api.retention_days * 86_400
-    prefix = settings.redis.key_prefix
     redis = open_redis(settings.redis)
     stack = contextlib.AsyncExitStack()
     try:
         config = AioConfig(max_pool_connections=64, retries={"mode": "standard"})
-        async with get_session().create_client(
-            "sqs",
-            region_name=settings.queue.region,
-            endpoint_url=settings.queue.endpoint_url,
-            config=config,
-        ) as sqs:
-            queue = SqsQueue(
-                sqs,
-                settings.queue.url,
-                settings.queue.dead_letter_url or "",
-                wait_seconds=0,
-                visibility_timeout=settings.queue.visibility_timeout,
+        sqs = await stack.enter_async_context(
+            get_session().create_client(
+                "sqs",
+                region_name=settings.queue.region,
+                endpoint_url=settings.queue.endpoint_url,
+                config=config,
             )
-            intake = IntakeLedger(redis, prefix, ttl)
-            suppressions = Suppressions(
-                redis, prefix, AddressHasher(settings.suppression.secret, prefix)
-            )
-            http = await stack.enter_async_context(
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-            )
-            yield Services(
-                settings=settings,
-                redis=redis,
-                sqs=sqs,
-                queue=queue,
-                records=Records(redis, prefix, ttl, time.time),
-                enqueuer=Enqueuer(intake, queue, suppressions),
-                idempotency=Idempotency(redis, prefix, settings.api.idempotency_hours * 3600),
-                suppressions=suppressions,
-                feedback=Feedback(redis, prefix, ttl, suppressions),
-                replays=Replays(redis, prefix),
-                hooks=hooks(settings, fetcher(http)),
-            )
+        )
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        )
+        yield _services(settings, redis, sqs, http)
     finally:
         await stack.aclose()
         await redis.aclose()
+
+
+def _services(
+    settings: Settings, redis: RedisClient, sqs: Any, http: aiohttp.ClientSession
+) -> Services:
+    """The API's stores and gateways over one Redis client, one SQS client and one session."""
+    ttl = settings.api.retention_days * 86_400
+    prefix = settings.redis.key_prefix
+    queue = SqsQueue(
+        sqs,
+        settings.queue.url,
+        settings.queue.dead_letter_url or "",
+        wait_seconds=0,
+        visibility_timeout=settings.queue.visibility_timeout,
+    )
+    suppressions = Suppressions(redis, prefix, AddressHasher(settings.suppression.secret, prefix))
+    return Services(
+        settings=settings,
+        redis=redis,
+        sqs=sqs,
+        queue=queue,
+        records=Records(redis, prefix, ttl, time.time),
+        enqueuer=Enqueuer(IntakeLedger(redis, prefix, ttl), queue, suppressions),
+        idempotency=Idempotency(redis, prefix, settings.api.idempotency_hours * 3600),
+        suppressions=suppressions,
+        feedback=Feedback(redis, prefix, ttl, suppressions),
+        replays=Replays(redis, prefix),
+        hooks=hooks(settings, fetcher(http)),
+    )
 
 
 def hooks(settings: Settings, fetch: Fetch) -> Hooks:

@@ -17,7 +17,7 @@ tags), the provider's id from `sg_message_id`, the Message-Id header or `mail.me
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -102,40 +102,53 @@ def ses_events(message: Any) -> list[FeedbackEvent]:
         "message_id": tag if isinstance(tag, str) and _SES_TAG.fullmatch(tag) else None,
         "provider_message_id": mail.get("messageId") or None,
     }
-    if kind == "Bounce":
-        bounce = message.get("bounce") or {}
-        hard = bounce.get("bounceType") == "Permanent"
-        return [
-            FeedbackEvent(
-                "BOUNCED",
-                _iso(bounce.get("timestamp")),
-                str(r.get("emailAddress", "")),
-                bounce="hard" if hard else "soft",
-                reason=_text(r.get("status") or bounce.get("bounceSubType")),
-                **common,
-            )
-            for r in bounce.get("bouncedRecipients") or []
-        ]
-    if kind == "Complaint":
-        complaint = message.get("complaint") or {}
-        return [
-            FeedbackEvent(
-                "COMPLAINED",
-                _iso(complaint.get("timestamp")),
-                str(r.get("emailAddress", "")),
-                reason=_text(complaint.get("complaintFeedbackType")),
-                **common,
-            )
-            for r in complaint.get("complainedRecipients") or []
-        ]
-    if kind == "Delivery":
-        delivery = message.get("delivery") or {}
-        at = _iso(delivery.get("timestamp"))
-        return [
-            FeedbackEvent("DELIVERED", at, str(r), **common)
-            for r in delivery.get("recipients") or []
-        ]
-    return []
+    read = _SES_READERS.get(str(kind))
+    return read(message, common) if read else []
+
+
+def _ses_bounces(message: dict[str, Any], common: dict[str, Any]) -> list[FeedbackEvent]:
+    bounce = message.get("bounce") or {}
+    hard = bounce.get("bounceType") == "Permanent"
+    return [
+        FeedbackEvent(
+            "BOUNCED",
+            _iso(bounce.get("timestamp")),
+            str(r.get("emailAddress", "")),
+            bounce="hard" if hard else "soft",
+            reason=_text(r.get("status") or bounce.get("bounceSubType")),
+            **common,
+        )
+        for r in bounce.get("bouncedRecipients") or []
+    ]
+
+
+def _ses_complaints(message: dict[str, Any], common: dict[str, Any]) -> list[FeedbackEvent]:
+    complaint = message.get("complaint") or {}
+    return [
+        FeedbackEvent(
+            "COMPLAINED",
+            _iso(complaint.get("timestamp")),
+            str(r.get("emailAddress", "")),
+            reason=_text(complaint.get("complaintFeedbackType")),
+            **common,
+        )
+        for r in complaint.get("complainedRecipients") or []
+    ]
+
+
+def _ses_deliveries(message: dict[str, Any], common: dict[str, Any]) -> list[FeedbackEvent]:
+    delivery = message.get("delivery") or {}
+    at = _iso(delivery.get("timestamp"))
+    return [
+        FeedbackEvent("DELIVERED", at, str(r), **common) for r in delivery.get("recipients") or []
+    ]
+
+
+_SES_READERS: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[FeedbackEvent]]] = {
+    "Bounce": _ses_bounces,
+    "Complaint": _ses_complaints,
+    "Delivery": _ses_deliveries,
+}
 
 
 def _iso(text: object) -> float:
