@@ -28,6 +28,7 @@ from dispatcher.ledger import Ledger
 from dispatcher.ops.metrics import worker_registry
 from dispatcher.ops.probes import serving_probes
 from dispatcher.queue import SqsQueue, resolve_dead_letter_url
+from dispatcher.redis_packing import connection_class
 from dispatcher.router import RATE_AHEAD_SECONDS, Router
 from dispatcher.scripts import RedisClient
 from dispatcher.stats import Stats
@@ -132,12 +133,13 @@ def open_redis(settings: RedisSettings) -> RedisClient:
     failover each pooled connection would otherwise fail once more), and gives up on an
     unanswered call after 2 s rather than the default 5 s, so a partition falls back to local
     health soon. The retry is redis-py's asyncio one: the synchronous `redis.retry.Retry`
-    returns the call's coroutine unawaited, so it never retries."""
+    returns the call's coroutine unawaited, so it never retries. One Redis packs commands
+    with hiredis (`redis_packing`)."""
     retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=2)
     limits: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
     if settings.cluster:  # the URL names one node; the client finds the others and the slots
         return RedisCluster.from_url(settings.url, retry=retry, **limits)
-    return Redis.from_url(settings.url, retry=retry, **limits)
+    return Redis.from_url(settings.url, retry=retry, **limits, **connection_class(settings.url))
 
 
 async def warn_if_evicting(redis: RedisClient) -> None:
