@@ -38,7 +38,8 @@ from dispatcher.health.redis import RedisHealth
 from providers.base import Status
 from providers.simulated import SimulatedOptions
 from strategies.base import Circuit
-from tests.harness import BREAKER, run_machine_on_redis
+from tests.support.clock import Clock
+from tests.support.harness import BREAKER, run_machine_on_redis
 
 T = TypeVar("T")
 PROVIDERS = (ProviderSettings("a", "simulated", SimulatedOptions(), breaker=BREAKER),)
@@ -53,14 +54,6 @@ KINDS = {
     "M": Status.DOWN,
 }
 _examples = itertools.count()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class BreakerMachine(RuleBasedStateMachine):

@@ -34,10 +34,10 @@ from dispatcher.health.resilient import FastTrip
 from providers.base import Outcome, Status
 from providers.simulated import SimulatedOptions
 from strategies.base import Circuit
-from tests.harness import BREAKER, run_machine_on_redis
+from tests.support.clock import Clock
+from tests.support.harness import BREAKER, run_machine_on_redis
 
 T = TypeVar("T")
-START = 1_800_000_000.0
 ROUTING = RoutingSettings(window_seconds=10, bucket_seconds=1)
 PROVIDERS = (
     ProviderSettings("a", "simulated", SimulatedOptions(), breaker=BREAKER),
@@ -55,14 +55,6 @@ KINDS = {
     "M": Status.DOWN,
 }
 _examples = itertools.count()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def obs(kind: str, provider: str = "a", gen: int = 0, permit: Permit | None = None) -> Observation:

@@ -13,14 +13,13 @@ import pytest
 
 import providers
 from dispatcher.config import ProviderSettings
+from dispatcher.dev.fakes.sendgrid import FakeSendGrid
 from dispatcher.message import Address
 from providers import SendGridOptions, SimulatedOptions, mailgun, sendgrid, ses
 from providers._common import Answer, failure, retry_after, scrub, transport_outcome
 from providers.base import Outcome, Provider, ProviderConfigError, Status
-from tests.fakes.sendgrid import FakeSendGrid
-from tests.test_providers import an_email
+from tests.support.providers import an_email
 
-pytest_plugins = ("tests.fakes.fixtures",)
 NOW = 1_800_000_000.0
 SENDER = Address("shop@example.com")
 

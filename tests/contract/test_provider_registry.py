@@ -19,8 +19,6 @@ import pytest
 from dispatcher.config import ConfigError, Settings, apply_env, parse
 from providers import PROVIDER_TYPES, Provider, ProviderConfigError, open_provider, parse_options
 
-pytest_plugins = ("tests.fakes.fixtures",)
-
 # The smallest valid options of each type; a secret's value starts with SECRET, and is unique.
 SECRET = "s3cret-"
 MINIMAL: dict[str, dict[str, object]] = {

@@ -15,37 +15,17 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiobotocore.session import get_session
 
 from dispatcher.config import ProviderSettings
+from dispatcher.dev.fakes import FAKES, FakeServer, MotoServer
+from dispatcher.dev.fakes.views import Seen, from_mailgun, from_sendgrid, from_ses
 from dispatcher.dev.stack import free_port
 from dispatcher.message import Address, Email
 from providers import Provider, Status, open_provider, parse_options
 from providers.ses import tag_value
-from tests.fakes import FAKES, FakeServer, MotoServer
-from tests.fakes.views import Seen, from_mailgun, from_sendgrid, from_ses
-
-pytest_plugins = ("tests.fakes.fixtures",)
+from tests.support.providers import SENDER, an_email, verify_identity
 
 KINDS = ("sendgrid", "mailgun", "ses")
-SENDER = Address("shop@example.com", "Shöp, Inc.")
-
-
-def an_email(**changes: Any) -> Email:
-    email = Email(
-        id="order-42-receipt",
-        sender=SENDER,
-        to=(Address("ann@example.org", "Ann Example"), Address("bob@example.org")),
-        cc=(Address("carl@example.org", "Carl"),),
-        bcc=(Address("dora@example.org"),),
-        reply_to=(Address("help@example.com", "Help Desk"),),
-        subject="Your receipt #42",
-        text="Thanks for your order.",
-        html="<p>Thanks for your order.</p>",
-        headers=(("X-Order", "42"),),
-        tags=(("kind", "receipt"),),
-    )
-    return replace(email, **changes)
 
 
 def assert_no_pii(outcome: Any, email: Email) -> None:
@@ -113,13 +93,6 @@ async def harness(
             await verify_identity(moto, SENDER.domain)
         yield harness
         await harness.close()
-
-
-async def verify_identity(moto: MotoServer, identity: str) -> None:
-    async with get_session().create_client(
-        "sesv2", region_name="us-east-1", endpoint_url=moto.endpoint_url
-    ) as client:
-        await client.create_email_identity(EmailIdentity=identity)
 
 
 async def test_sent_keeps_the_provider_message_id(harness: Harness) -> None:

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from dispatcher import config
-from tests.deploy_files import DEPLOY, runnable_toml
+from tests.deploy.deploy_files import DEPLOY, runnable_toml
 
 
 def compose() -> dict[str, Any]:

@@ -15,7 +15,7 @@ import yaml
 from jsonschema import Draft7Validator
 
 from dispatcher import config
-from tests.deploy_files import DEPLOY, parse_dockerfile, runnable_toml
+from tests.deploy.deploy_files import DEPLOY, parse_dockerfile, runnable_toml
 
 K8S = DEPLOY / "k8s"
 SCHEMAS = {

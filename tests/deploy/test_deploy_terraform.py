@@ -11,7 +11,7 @@ from typing import Any
 import hcl2
 import pytest
 
-from tests.deploy_files import DEPLOY
+from tests.deploy.deploy_files import DEPLOY
 
 TERRAFORM = DEPLOY / "terraform"
 

@@ -17,13 +17,12 @@ import orjson
 from aiohttp import web
 from redis.asyncio import Redis
 
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import free_port, queue_depth
+from dispatcher.dev.stack import QueuePair, free_port, queue_depth
 from dispatcher.ledger import Ledger
-from tests.conftest import QueuePair
-from tests.deploy_files import DEPLOY, REPO, Stage, parse_dockerfile, runnable_toml
-from tests.fakes import FakeMailgun, FakeSendGrid
-from tests.harness import enqueue, eventually, statuses
+from tests.deploy.deploy_files import DEPLOY, REPO, Stage, parse_dockerfile, runnable_toml
+from tests.support.harness import enqueue, eventually, statuses
 
 IMAGE_VENV_BIN = "/opt/dispatcher/bin"
 

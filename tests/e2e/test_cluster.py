@@ -14,18 +14,18 @@ from redis.asyncio import RedisCluster
 from dispatcher import keys
 from dispatcher.app import open_redis
 from dispatcher.config import RedisSettings
+from dispatcher.dev.fakes import FakeSendGrid
 from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import QueuePair, queue_depth
 from dispatcher.dev.stack import RedisCluster as ClusterServers
-from dispatcher.dev.stack import queue_depth
 from dispatcher.health.base import Observation
 from dispatcher.health.redis import RedisHealth
 from dispatcher.ledger import ClaimRequest, ClaimVerdict, Ledger, RecordStatus, Settlement
 from providers.base import Status
-from tests.conftest import QueuePair
-from tests.fakes import FakeSendGrid
-from tests.harness import enqueue, eventually, running, settings, statuses
-from tests.test_health_lua import PROVIDERS, ROUTING, Clock
-from tests.test_worker import sendgrid
+from tests.support.clock import Clock
+from tests.support.configs import sendgrid
+from tests.support.harness import enqueue, eventually, running, settings, statuses
+from tests.support.health import PROVIDERS, ROUTING
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,15 @@ import pytest
 
 from dispatcher.concurrency import AdaptiveLimit
 from dispatcher.config import ConfigError, DispatchSettings
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid
 from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import QueuePair
 from dispatcher.health.base import ProviderHealth
 from dispatcher.health.view import routing_snapshot
 from dispatcher.slots import Slots
 from providers.base import Outcome, Status
-from tests.conftest import QueuePair
-from tests.fakes import FakeMailgun, FakeSendGrid
-from tests.harness import enqueue, eventually, running, settings
-from tests.test_routing_e2e import adaptive_pair
+from tests.support.configs import adaptive_pair
+from tests.support.harness import enqueue, eventually, running, settings
 
 
 def limiter(ceiling: int = 512, floor: int = 0, tolerance: float = 2.0) -> AdaptiveLimit:

@@ -1,8 +1,8 @@
 """Redis goes away mid-run and comes back: the worker waits, records, and reconnects.
 
-`tests.tcp_proxy.TcpProxy` sits between the worker and a real redis-server. The ledger lives in
-Redis too, so while it is cut no message may be claimed (they wait on the queue), sends already
-under way are recorded once it returns, and routing health falls back to per-process state
+`tests.support.tcp_proxy.TcpProxy` sits between the worker and a real redis-server. The ledger
+lives in Redis too, so while it is cut no message may be claimed (they wait on the queue), sends
+already under way are recorded once it returns, and routing health falls back to per-process state
 (`ResilientHealth` -> `MemoryHealth`), saying so once, not per message, and reconnects.
 """
 
@@ -23,8 +23,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from structlog.testing import capture_logs
 
+from dispatcher.dev.fakes import FakeSendGrid
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import RedisServer, queue_depth
+from dispatcher.dev.stack import QueuePair, RedisServer, queue_depth
 from dispatcher.health.base import (
     Booking,
     HealthStore,
@@ -38,12 +39,10 @@ from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
 from dispatcher.health.resilient import ResilientHealth
 from providers.base import Status
-from tests.conftest import QueuePair
-from tests.fakes import FakeSendGrid
-from tests.harness import drain_queue, enqueue, eventually, running, settings
-from tests.tcp_proxy import TcpProxy
-from tests.test_health_lua import PROVIDERS, ROUTING
-from tests.test_worker import records, sendgrid
+from tests.support.configs import sendgrid
+from tests.support.harness import drain_queue, enqueue, eventually, records, running, settings
+from tests.support.health import PROVIDERS, ROUTING
+from tests.support.tcp_proxy import TcpProxy
 
 CUT_SECONDS = 4.0
 

@@ -11,14 +11,12 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatcher import cli, keys
+from dispatcher.dev.fakes import FakeSendGrid
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import queue_depth
+from dispatcher.dev.stack import QueuePair, queue_depth
 from dispatcher.ledger import Ledger
-from tests.conftest import QueuePair
-from tests.fakes import FakeSendGrid
-from tests.harness import enqueue, eventually, running, settings, statuses
-from tests.test_provider_override import config_file
-from tests.test_worker import sendgrid
+from tests.support.configs import config_file, sendgrid
+from tests.support.harness import enqueue, eventually, running, settings, statuses
 
 NO_TRIP = {"consecutive_failures": 1000, "minimum_calls": 1000}  # every message gets its try
 COUNT = 30

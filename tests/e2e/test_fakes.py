@@ -13,12 +13,11 @@ import aiohttp
 import orjson
 import pytest
 
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid, FakeSes, control
 from providers import mailgun, sendgrid
-from tests.fakes import FakeMailgun, FakeSendGrid, FakeSes, control
-from tests.test_providers import an_email
+from tests.support.providers import an_email
 
-pytest_plugins = ("tests.fakes.fixtures",)
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def post_sendgrid(
@@ -161,7 +160,7 @@ async def test_a_fake_runs_as_its_own_process(kind: str, http: aiohttp.ClientSes
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "tests.fakes",
+        "dispatcher.dev.fakes",
         kind,
         "--port",
         "0",

@@ -17,7 +17,7 @@ from providers.options import expect
 from providers.simulated import Simulated, SimulatedOptions
 from strategies import Tuning, build_strategy
 from strategies.base import Circuit
-from tests.harness import settings
+from tests.support.harness import settings
 
 BREAKER = {"consecutive_failures": 3, "open_seconds": 2, "half_open_permits": 1}
 

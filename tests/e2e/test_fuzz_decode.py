@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
+from dispatcher.dev.fakes import FakeSendGrid
 from dispatcher.dev.messages import email_doc
 from dispatcher.dev.stack import create_queue_pair
 from dispatcher.ledger import (
@@ -28,11 +29,17 @@ from dispatcher.ledger import (
 )
 from dispatcher.message import Email, MessageError, decode
 from dispatcher.queue import REASON_ATTRIBUTE
-from tests.fakes import FakeSendGrid
-from tests.harness import drain_queue, enqueue, eventually
-from tests.harness import settings as worker_settings
-from tests.test_poison_e2e import alive_and, empty, running_task, sent_ids
-from tests.test_worker import sendgrid
+from tests.support.configs import sendgrid
+from tests.support.harness import (
+    alive_and,
+    drain_queue,
+    empty,
+    enqueue,
+    eventually,
+    running_task,
+    sent_ids,
+)
+from tests.support.harness import settings as worker_settings
 
 
 def base_doc(index: int = 1) -> dict[str, Any]:

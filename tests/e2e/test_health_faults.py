@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from dispatcher.dev.fakes import FakeSendGrid
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import RedisServer, queue_depth
+from dispatcher.dev.stack import QueuePair, RedisServer, queue_depth
 from dispatcher.health.base import Observation
 from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
@@ -30,11 +31,10 @@ from providers.base import Status
 from providers.simulated import Simulated, SimulatedOptions
 from strategies import build_strategy
 from strategies.base import Circuit
-from tests.conftest import QueuePair
-from tests.fakes import FakeSendGrid
-from tests.harness import enqueue, eventually, running, settings
-from tests.test_health_lua import PROVIDERS, ROUTING, Clock
-from tests.test_worker import records, sendgrid
+from tests.support.clock import Clock
+from tests.support.configs import sendgrid
+from tests.support.harness import enqueue, eventually, records, running, settings
+from tests.support.health import PROVIDERS, ROUTING
 
 
 @pytest.fixture

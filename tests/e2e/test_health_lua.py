@@ -21,7 +21,7 @@ from redis.crc import key_slot
 from structlog.testing import capture_logs
 
 from dispatcher import keys
-from dispatcher.config import BreakerSettings, ProviderSettings, RoutingSettings
+from dispatcher.config import ProviderSettings
 from dispatcher.health.base import (
     HIST_BOUNDS_MS,
     Booking,
@@ -39,31 +39,10 @@ from dispatcher.health.redis import SCRIPTS, RedisHealth
 from dispatcher.health.resilient import ResilientHealth
 from dispatcher.health.view import routing_snapshot, view
 from providers.base import Outcome, Status
-from providers.simulated import SimulatedOptions
 from strategies.base import Circuit
+from tests.support.clock import START, Clock
+from tests.support.health import BREAKER, PROVIDERS, ROUTING
 
-START = 1_800_000_000.0  # a whole second: bucket boundaries fall on whole seconds
-BREAKER = BreakerSettings(
-    error_rate_threshold=0.5,
-    slow_call_rate_threshold=0.5,
-    slow_call_seconds=1.0,
-    minimum_calls=4,
-    consecutive_failures=3,
-    open_seconds=5.0,
-    open_max_seconds=40.0,
-    misconfigured_open_seconds=600.0,
-    half_open_permits=2,
-    half_open_successes=2,
-    permit_lease_seconds=10.0,
-    healthy_reset_seconds=60.0,
-)
-ROUTING = RoutingSettings(window_seconds=10, bucket_seconds=1, latency_decay_seconds=10.0)
-PROVIDERS = (
-    ProviderSettings("a", "simulated", SimulatedOptions(), breaker=BREAKER),
-    ProviderSettings(
-        "b", "simulated", SimulatedOptions(), breaker=BREAKER, rate_limit=20.0, burst=5
-    ),
-)
 STATUS = {
     "S": Status.SENT,
     "R": Status.REJECTED,
@@ -72,14 +51,6 @@ STATUS = {
     "A": Status.AMBIGUOUS,
     "M": Status.DOWN,
 }
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
 
 
 Make = Callable[..., HealthStore]

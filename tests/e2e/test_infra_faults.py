@@ -18,14 +18,13 @@ from dispatcher import keys
 from dispatcher.app import SQS_ATTEMPTS, open_redis, open_sqs, open_worker, warn_if_evicting
 from dispatcher.concurrency import AdaptiveLimit
 from dispatcher.config import ConfigError, DispatchSettings, RedisSettings, Settings, parse
+from dispatcher.dev.fakes import FakeSendGrid
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import RedisServer, free_port
+from dispatcher.dev.stack import QueuePair, RedisServer, free_port
 from providers.base import Outcome, Status
-from tests.conftest import QueuePair
-from tests.fakes import FakeSendGrid
-from tests.harness import enqueue, eventually, running, settings
-from tests.tcp_proxy import TcpProxy
-from tests.test_worker import empty, records, sendgrid
+from tests.support.configs import sendgrid
+from tests.support.harness import empty, enqueue, eventually, records, running, settings
+from tests.support.tcp_proxy import TcpProxy
 
 DRY_RUN = {"name": "dry", "type": "simulated"}
 

@@ -13,14 +13,7 @@ from dispatcher.ledger import (
     Settlement,
     SettleVerdict,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def ledger(redis: Redis, clock: Clock | None = None) -> Ledger:

@@ -11,16 +11,9 @@ from dispatcher import keys
 from dispatcher.intake import Accepted, IntakeLedger, Pending
 from dispatcher.ledger import ClaimRequest, Ledger, RecordStatus, Settlement
 from dispatcher.records import CursorError, Query, Records, decode_cursor
+from tests.support.clock import Clock
 
 TTL = 3600
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -4,9 +4,7 @@ are JSON with one canonical line per send and no personal data; bad config exits
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,53 +12,20 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from dispatcher.dev.fakes import FakeSendGrid
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import queue_depth
+from dispatcher.dev.stack import QueuePair, queue_depth
 from dispatcher.ledger import Ledger
-from tests.conftest import QueuePair
-from tests.fakes import FakeSendGrid
-from tests.harness import enqueue, eventually, running, settings, statuses
-from tests.test_worker import records, sendgrid
-
-CONFIG = """
-[queue]
-url = "{url}"
-endpoint_url = "{endpoint}"
-wait_time_seconds = 1
-visibility_timeout = 30
-
-[redis]
-url = "{redis}"
-key_prefix = "t:"
-
-[dispatch]
-max_in_flight = 40
-drain_seconds = 10
-
-[metrics]
-port = 0
-
-[[providers]]
-name = "sendgrid"
-type = "sendgrid"
-base_url = "{sendgrid}"
-timeout_seconds = 5
-"""
-
-
-async def start_dispatcher(
-    config: Path, api_key: str, log: Path | None = None
-) -> asyncio.subprocess.Process:
-    """`python -m dispatcher run`; its output piped, or written to `log` (stderr included)."""
-    env = {**os.environ, "DISPATCHER_PROVIDERS__SENDGRID__API_KEY": api_key}
-    args = [sys.executable, "-m", "dispatcher", "run", "--config", str(config)]
-    if log is None:
-        pipe = asyncio.subprocess.PIPE
-        return await asyncio.create_subprocess_exec(*args, env=env, stdout=pipe, stderr=pipe)
-    with log.open("wb") as out:
-        return await asyncio.create_subprocess_exec(
-            *args, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
-        )
+from tests.support.configs import CONFIG, sendgrid
+from tests.support.harness import (
+    enqueue,
+    eventually,
+    records,
+    running,
+    settings,
+    start_dispatcher,
+    statuses,
+)
 
 
 async def assert_sent_once(

@@ -11,36 +11,17 @@ from typing import Any
 import aiohttp
 import orjson
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from dispatcher.config import ConfigError, MetricsSettings, Settings, parse
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import REPO, free_port
+from dispatcher.dev.stack import REPO, QueuePair, free_port
 from dispatcher.ops.metrics import worker_registry
 from dispatcher.ops.probes import serving_probes
 from dispatcher.worker import Worker
-from tests.conftest import QueuePair
-from tests.fakes import FakeMailgun, FakeSendGrid
-from tests.harness import enqueue, eventually, running, settings
-from tests.test_routing_e2e import BREAKER
-from tests.test_worker import mailgun, sendgrid
-
-Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-async def scrape(http: aiohttp.ClientSession, url: str) -> Series:
-    async with http.get(f"{url}/metrics") as reply:
-        assert reply.status == 200
-        text = await reply.text()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def value(series: Series, name: str, **labels: str) -> float:
-    return series.get((name, tuple(sorted(labels.items()))), 0.0)
+from tests.support.configs import BREAKER, mailgun, sendgrid
+from tests.support.harness import enqueue, eventually, running, settings
+from tests.support.metrics import scrape, value
 
 
 @pytest.fixture
@@ -115,7 +96,7 @@ async def test_metrics_follow_an_outage_and_the_recovery(
     served = {name for name, _ in after} | {
         "dispatcher_provider_override",  # served while an override is set
         "dispatcher_dead_letters_total",  # served once a message is dead-lettered
-        "dispatcher_api_requests_total",  # the API's (tests/api/test_metrics_api.py)
+        "dispatcher_api_requests_total",  # the API's (tests/e2e/api/test_metrics_api.py)
         "dispatcher_api_request_seconds_bucket",
     }
     assert dashboard_series() <= served

@@ -4,9 +4,7 @@ a producer wrote."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -14,10 +12,9 @@ import pytest
 from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
-from dispatcher.app import open_worker
-from dispatcher.config import Settings
+from dispatcher.dev.fakes import FakeSendGrid
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import queue_depth
+from dispatcher.dev.stack import QueuePair
 from dispatcher.health.base import (
     Booking,
     HealthStore,
@@ -30,48 +27,19 @@ from dispatcher.health.base import (
 from dispatcher.ledger import Claim, ClaimRequest, Ledger
 from dispatcher.message import MAX_BODY_BYTES
 from dispatcher.queue import REASON_ATTRIBUTE
-from dispatcher.stats import Stats
 from dispatcher.worker import Worker
-from tests.conftest import QueuePair
-from tests.fakes import FakeSendGrid
-from tests.harness import drain_queue, enqueue, eventually, settings
-from tests.test_worker import records, sendgrid
-
-
-@contextlib.asynccontextmanager
-async def running_task(
-    config: Settings, prepare: Callable[[Worker], None] | None = None
-) -> AsyncIterator[tuple[Worker, asyncio.Task[None]]]:
-    """Like `tests.harness.running`, but `prepare` may swap a part in before the run starts,
-    and the run's task is yielded, so a test can see that it is still running."""
-    async with open_worker(config, stats=Stats()) as worker:
-        if prepare is not None:
-            prepare(worker)
-        task = asyncio.create_task(worker.run())
-        try:
-            yield worker, task
-        finally:
-            worker.stop()
-            async with asyncio.timeout(60):
-                await task
-
-
-def alive_and(task: asyncio.Task[None], check: Callable[[], bool]) -> Callable[[], bool]:
-    """`check`, failing at once (with the worker's error) if the worker has ended."""
-
-    def probe() -> bool:
-        if task.done():
-            raise AssertionError(f"the worker ended: {task.exception()!r}")
-        return check()
-
-    return probe
-
-
-def empty(sqs: Any, url: str) -> Callable[[], Any]:
-    async def check() -> bool:
-        return await queue_depth(sqs, url) == 0
-
-    return check
+from tests.support.configs import sendgrid
+from tests.support.harness import (
+    alive_and,
+    drain_queue,
+    empty,
+    enqueue,
+    eventually,
+    records,
+    running_task,
+    sent_ids,
+    settings,
+)
 
 
 def reasons(dead: Sequence[Mapping[str, Any]]) -> set[str]:
@@ -81,10 +49,6 @@ def reasons(dead: Sequence[Mapping[str, Any]]) -> set[str]:
 
 def dead_ids(dead: Sequence[Mapping[str, Any]]) -> set[str]:
     return {orjson.loads(m["Body"])["id"] for m in dead}
-
-
-def sent_ids(fake: FakeSendGrid) -> list[str]:
-    return sorted(r.dispatcher_id or "" for r in fake.receipts)
 
 
 async def test_a_created_at_that_overflows_is_dead_lettered_and_the_worker_keeps_sending(

@@ -20,7 +20,9 @@ from redis.asyncio import Redis
 from dispatcher import keys
 from dispatcher.config import BreakerSettings, DispatchSettings, ProviderSettings
 from dispatcher.delivery import attempt
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid, MotoServer
 from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import QueuePair
 from dispatcher.health.base import Observation
 from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
@@ -32,12 +34,11 @@ from providers.base import Outcome, Provider, Status
 from providers.simulated import SimulatedOptions
 from strategies import build_strategy
 from strategies.base import Circuit
-from tests.conftest import QueuePair
-from tests.fakes import FakeMailgun, FakeSendGrid, MotoServer
-from tests.harness import enqueue, eventually, running, settings
-from tests.scripted import ScriptedProvider
-from tests.test_health_lua import ROUTING, Clock
-from tests.test_worker import mailgun, records, sendgrid
+from tests.support.clock import Clock
+from tests.support.configs import mailgun, sendgrid
+from tests.support.harness import enqueue, eventually, records, running, settings
+from tests.support.health import ROUTING
+from tests.support.scripted import ScriptedProvider
 
 BREAKER = BreakerSettings(
     consecutive_failures=3,

@@ -10,8 +10,9 @@ from typing import Any
 from redis.asyncio import Redis
 
 from dispatcher import cli, keys
-from dispatcher.config import Settings
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid
 from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import QueuePair
 from dispatcher.health.base import Block, Observation, blocks
 from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
@@ -21,25 +22,10 @@ from dispatcher.status import read_status
 from dispatcher.worker import Worker
 from providers.base import Status
 from strategies.base import Circuit
-from tests.conftest import QueuePair
-from tests.fakes import FakeMailgun, FakeSendGrid
-from tests.harness import enqueue, eventually, running, settings
-from tests.test_worker import mailgun, sendgrid
+from tests.support.configs import config_file, mailgun, sendgrid, two_providers
+from tests.support.harness import enqueue, eventually, running, settings
 
 MAX_IN_FLIGHT = 8
-
-
-def config_file(tmp_path: Path, config: Settings) -> Path:
-    """The config the operator's CLI reads: the same queue, Redis and provider names."""
-    path = tmp_path / "dispatcher.toml"
-    names = "".join(
-        f'[[providers]]\nname = "{p.name}"\ntype = "simulated"\n\n' for p in config.providers
-    )
-    path.write_text(
-        f'[queue]\nurl = "{config.queue.url}"\nendpoint_url = "{config.queue.endpoint_url}"\n\n'
-        f'[redis]\nurl = "{config.redis.url}"\nkey_prefix = "{config.redis.key_prefix}"\n\n' + names
-    )
-    return path
 
 
 async def operator(path: Path, *args: str) -> None:
@@ -105,11 +91,6 @@ async def test_drain_stops_traffic_on_both_workers_resume_and_the_ttl_bring_it_b
             assert len(sg.receipts) == before[0] + 150
     delivered = [r.dispatcher_id for r in sg.receipts + mg.receipts]
     assert len(delivered) == len(set(delivered)) == 450
-
-
-def two_providers(redis_url: str) -> Settings:
-    simulated = [{"name": "a", "type": "simulated"}, {"name": "b", "type": "simulated"}]
-    return settings("http://127.0.0.1:1/q", "http://127.0.0.1:1", redis_url, simulated)
 
 
 async def test_open_and_close_override_the_shared_breaker(redis: Redis, redis_url: str) -> None:

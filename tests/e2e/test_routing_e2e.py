@@ -8,40 +8,18 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from dispatcher.config import Settings
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid
+from dispatcher.dev.fakes.faults import Receipt
 from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import QueuePair
 from dispatcher.health.base import Observation
 from dispatcher.health.redis import RedisHealth
 from dispatcher.ledger import Ledger
 from dispatcher.status import read_status, render
 from providers.base import Status
 from strategies.base import Circuit
-from tests.conftest import QueuePair
-from tests.fakes import FakeMailgun, FakeSendGrid
-from tests.fakes.faults import Receipt
-from tests.harness import enqueue, eventually, running, settings, statuses
-from tests.test_worker import mailgun, sendgrid
-
-BREAKER = {
-    "minimum_calls": 10,
-    "consecutive_failures": 5,
-    "open_seconds": 1,
-    "half_open_successes": 2,
-    "half_open_permits": 1,
-}
-
-
-def adaptive_pair(
-    queues: QueuePair,
-    endpoint: str,
-    redis_url: str,
-    sg: FakeSendGrid,
-    mg: FakeMailgun,
-    **dispatch: Any,
-) -> Settings:
-    """Settings for the fake SendGrid and Mailgun behind the `adaptive` strategy."""
-    providers = [sendgrid(sg), mailgun(mg)]
-    return settings(queues.url, endpoint, redis_url, providers, strategy="adaptive", **dispatch)
+from tests.support.configs import BREAKER, adaptive_pair, mailgun, sendgrid
+from tests.support.harness import enqueue, eventually, running, settings, statuses
 
 
 async def all_sent(redis: Redis, ids: list[str]) -> dict[str, int]:

@@ -17,20 +17,26 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatcher import keys
+from dispatcher.dev.fakes import FakeSendGrid
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import RedisServer, queue_depth
+from dispatcher.dev.stack import QueuePair, RedisServer, queue_depth
 from dispatcher.journal import Journal
 from dispatcher.ledger import (
     Ledger,
     RecordStatus,
 )
 from dispatcher.queue import REASON_ATTRIBUTE, Received, SqsQueue
-from tests.conftest import QueuePair
-from tests.fakes import FakeSendGrid
-from tests.harness import drain_queue, enqueue, eventually, running, settings
-from tests.tcp_proxy import TcpProxy
-from tests.test_lifecycle import CONFIG, start_dispatcher
-from tests.test_worker import records, sendgrid
+from tests.support.configs import CONFIG, sendgrid
+from tests.support.harness import (
+    drain_queue,
+    enqueue,
+    eventually,
+    records,
+    running,
+    settings,
+    start_dispatcher,
+)
+from tests.support.tcp_proxy import TcpProxy
 
 
 async def visible_and_hidden(sqs: Any, url: str) -> tuple[int, int]:

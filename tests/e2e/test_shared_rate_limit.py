@@ -18,18 +18,17 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
+from dispatcher.dev.fakes import FakeSendGrid
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import queue_depth
+from dispatcher.dev.stack import QueuePair, queue_depth
 from dispatcher.health.base import HealthStore
 from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
 from dispatcher.health.rules import booked_delays
-from tests.conftest import QueuePair
-from tests.fakes import FakeSendGrid
-from tests.harness import drain_queue, enqueue, eventually
-from tests.test_health_lua import PROVIDERS, ROUTING, Clock
-from tests.test_lifecycle import CONFIG, start_dispatcher
-from tests.test_worker import records
+from tests.support.clock import Clock
+from tests.support.configs import CONFIG
+from tests.support.harness import drain_queue, enqueue, eventually, records, start_dispatcher
+from tests.support.health import PROVIDERS, ROUTING
 
 RATE = 40  # sends per second, across both processes
 BURST = 5

@@ -15,16 +15,14 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import queue_depth
+from dispatcher.dev.stack import QueuePair, queue_depth
 from dispatcher.health.base import ProviderHealth
 from dispatcher.worker import Worker
 from strategies.base import Circuit
-from tests.conftest import QueuePair
-from tests.fakes import FakeMailgun, FakeSendGrid
-from tests.harness import drain_queue, enqueue, eventually, running
-from tests.test_routing_e2e import adaptive_pair
-from tests.test_worker import records
+from tests.support.configs import adaptive_pair
+from tests.support.harness import drain_queue, enqueue, eventually, records, running
 
 RESET_SECONDS = 3.0
 MAX_IN_FLIGHT = 16

@@ -16,19 +16,17 @@ from rich.console import Console
 
 from dispatcher import cli, keys
 from dispatcher.config import MetricsSettings
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import free_port
+from dispatcher.dev.stack import QueuePair, free_port
 from dispatcher.health.base import Observation
 from dispatcher.health.redis import RedisHealth
 from dispatcher.ops.metrics import worker_registry
 from dispatcher.ops.probes import serving_probes
 from dispatcher.ops.top import Sample, TopSource, render, run_top
 from providers.base import Status
-from tests.conftest import QueuePair
-from tests.fakes import FakeMailgun, FakeSendGrid
-from tests.harness import enqueue, eventually, running, settings
-from tests.test_provider_override import config_file, two_providers
-from tests.test_worker import mailgun, sendgrid
+from tests.support.configs import config_file, mailgun, sendgrid, two_providers
+from tests.support.harness import enqueue, eventually, running, settings
 
 
 def recorded() -> Console:

@@ -7,68 +7,28 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid, MotoServer
 from dispatcher.dev.messages import email_doc
-from dispatcher.dev.stack import queue_depth
-from dispatcher.ledger import Ledger, RecordStatus
+from dispatcher.dev.stack import QueuePair, queue_depth
+from dispatcher.ledger import RecordStatus
 from dispatcher.queue import REASON_ATTRIBUTE
 from dispatcher.worker import Worker
-from tests.conftest import QueuePair
-from tests.fakes import FakeMailgun, FakeSendGrid, MotoServer
-from tests.harness import drain_queue, enqueue, eventually, running, settings, statuses
-from tests.test_providers import verify_identity
-
-
-def sendgrid(fake: FakeSendGrid, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": "sendgrid",
-        "type": "sendgrid",
-        "api_key": fake.api_key,
-        "base_url": fake.base_url,
-        "timeout_seconds": 2,
-        **extra,
-    }
-
-
-def mailgun(fake: FakeMailgun, **extra: Any) -> dict[str, Any]:
-    return {
-        "name": "mailgun",
-        "type": "mailgun",
-        "api_key": fake.api_key,
-        "domain": "mg.example.com",
-        "base_url": fake.base_url,
-        "timeout_seconds": 2,
-        **extra,
-    }
-
-
-def ses(moto: MotoServer) -> dict[str, Any]:
-    return {
-        "name": "ses",
-        "type": "ses",
-        "region": "us-east-1",
-        "endpoint_url": moto.endpoint_url,
-        "timeout_seconds": 5,
-    }
-
-
-def empty(sqs: Any, url: str) -> Any:
-    async def check() -> bool:
-        return await queue_depth(sqs, url) == 0
-
-    return check
+from tests.support.configs import mailgun, sendgrid, ses
+from tests.support.harness import (
+    drain_queue,
+    empty,
+    enqueue,
+    eventually,
+    ledger,
+    records,
+    running,
+    settings,
+)
+from tests.support.providers import verify_identity
 
 
 def settled(worker: Worker, count: int) -> Callable[[], bool]:
     return lambda: worker.stats.settled == count
-
-
-def ledger(redis: Redis) -> Ledger:
-    return Ledger(redis, "t:", 3600)
-
-
-async def records(redis: Redis, ids: list[str]) -> dict[str, int]:
-    book = ledger(redis)
-    return statuses([await book.get(i) for i in ids])
 
 
 async def test_a_thousand_messages_are_each_delivered_exactly_once(

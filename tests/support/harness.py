@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import sys
 import tempfile
 import time
 import uuid
@@ -19,7 +21,9 @@ from redis.asyncio import Redis
 
 from dispatcher.app import open_worker
 from dispatcher.config import BreakerSettings, Settings, parse
-from dispatcher.ledger import Record
+from dispatcher.dev.fakes import FakeSendGrid
+from dispatcher.dev.stack import queue_depth
+from dispatcher.ledger import Ledger, Record
 from dispatcher.stats import Stats
 from dispatcher.worker import Worker
 from providers.base import Provider
@@ -172,3 +176,70 @@ BREAKER = BreakerSettings(
     permit_lease_seconds=3.0,
     healthy_reset_seconds=20.0,
 )
+
+
+async def start_dispatcher(
+    config: Path, api_key: str, log: Path | None = None
+) -> asyncio.subprocess.Process:
+    """`python -m dispatcher run`; its output piped, or written to `log` (stderr included)."""
+    env = {**os.environ, "DISPATCHER_PROVIDERS__SENDGRID__API_KEY": api_key}
+    args = [sys.executable, "-m", "dispatcher", "run", "--config", str(config)]
+    if log is None:
+        pipe = asyncio.subprocess.PIPE
+        return await asyncio.create_subprocess_exec(*args, env=env, stdout=pipe, stderr=pipe)
+    with log.open("wb") as out:
+        return await asyncio.create_subprocess_exec(
+            *args, env=env, stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
+
+
+def empty(sqs: Any, url: str) -> Callable[[], Any]:
+    """A check for `eventually`: the queue at `url` is empty."""
+
+    async def check() -> bool:
+        return await queue_depth(sqs, url) == 0
+
+    return check
+
+
+def ledger(redis: Redis) -> Ledger:
+    return Ledger(redis, "t:", 3600)
+
+
+async def records(redis: Redis, ids: list[str]) -> dict[str, int]:
+    """How many of `ids` the ledger (prefix `t:`) holds in each status."""
+    book = ledger(redis)
+    return statuses([await book.get(i) for i in ids])
+
+
+@contextlib.asynccontextmanager
+async def running_task(
+    config: Settings, prepare: Callable[[Worker], None] | None = None
+) -> AsyncIterator[tuple[Worker, asyncio.Task[None]]]:
+    """Like `running`, but `prepare` may swap a part in before the run starts, and the run's
+    task is yielded, so a test can see that it is still running."""
+    async with open_worker(config, stats=Stats()) as worker:
+        if prepare is not None:
+            prepare(worker)
+        task = asyncio.create_task(worker.run())
+        try:
+            yield worker, task
+        finally:
+            worker.stop()
+            async with asyncio.timeout(60):
+                await task
+
+
+def alive_and(task: asyncio.Task[None], check: Callable[[], bool]) -> Callable[[], bool]:
+    """`check`, failing at once (with the worker's error) if the worker has ended."""
+
+    def probe() -> bool:
+        if task.done():
+            raise AssertionError(f"the worker ended: {task.exception()!r}")
+        return check()
+
+    return probe
+
+
+def sent_ids(fake: FakeSendGrid) -> list[str]:
+    return sorted(r.dispatcher_id or "" for r in fake.receipts)

@@ -11,40 +11,7 @@ from dispatcher.cli import main
 from dispatcher.config import ConfigError, Settings, load
 from providers import MailgunOptions, SimulatedOptions
 from providers.options import expect
-
-BASE = """
-[queue]
-url = "http://127.0.0.1:4566/000000000000/mail"
-
-[redis]
-url = "redis://127.0.0.1:6379/0"
-
-[dispatch]
-max_in_flight = 64
-
-[[providers]]
-name = "sendgrid"
-type = "sendgrid"
-api_key = "SG.key"
-
-[[providers]]
-name = "mail-gun"
-type = "mailgun"
-api_key = "mg-key"
-domain = "mg.example.com"
-weight = 2
-
-[[providers]]
-name = "dry"
-type = "simulated"
-latency_ms = 5
-"""
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "dispatcher.toml"
-    path.write_text(text)
-    return path
+from tests.support.configs import BASE, write
 
 
 def test_loads_defaults_and_values(tmp_path: Path) -> None:

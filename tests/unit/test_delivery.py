@@ -15,7 +15,7 @@ from dispatcher.message import Address, Email
 from dispatcher.router import Route
 from dispatcher.slots import Slots
 from providers.base import Outcome, Provider, Status
-from tests.scripted import ScriptedProvider
+from tests.support.scripted import ScriptedProvider
 
 EMAIL = Email(
     id="d-1",

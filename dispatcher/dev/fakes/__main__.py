@@ -1,4 +1,4 @@
-"""Run one fake provider as a process: `python -m tests.fakes sendgrid --port 8025`.
+"""Run one fake provider as a process: `python -m dispatcher.dev.fakes sendgrid --port 8025`.
 
 Prints one line, `<kind> listening on http://127.0.0.1:PORT`, once it accepts connections
 (with `--port 0` that line tells the free port chosen), then serves until SIGINT or SIGTERM.
@@ -11,11 +11,11 @@ import asyncio
 import signal
 from typing import Any
 
-from tests.fakes import FAKES
+from dispatcher.dev.fakes import FAKES
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m dispatcher.dev.fakes", description=__doc__)
     parser.add_argument("kind", choices=sorted(FAKES))
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)

@@ -34,7 +34,7 @@ import aiohttp
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from tests.fakes.webhooks import Emitter, WebhookPlan
+from dispatcher.dev.fakes.webhooks import Emitter, WebhookPlan
 
 ThrottleStyle = Literal["ratelimit", "retry-after", "none"]
 Kind = Literal["fail", "throttle", "hang", "abort"]
@@ -169,7 +169,7 @@ class FakeServer:
         self, url: str, bounce_rate: float = 0.0, complaint_rate: float = 0.0, seed: int = 0
     ) -> None:
         """After each accepted message, post one signed event about it to `url`
-        (`tests.fakes.webhooks`)."""
+        (`dispatcher.dev.fakes.webhooks`)."""
         self.webhooks = Emitter(
             WebhookPlan(url, bounce_rate, complaint_rate, seed), self.webhook_request
         )

@@ -20,9 +20,9 @@ from typing import Any, ClassVar
 import orjson
 from aiohttp import web
 
+from dispatcher.dev.fakes.faults import FakeServer, Receipt, ThrottleStyle
+from dispatcher.dev.fakes.views import parse_mailboxes
 from providers.mailgun import basic_auth
-from tests.fakes.faults import FakeServer, Receipt, ThrottleStyle
-from tests.fakes.views import parse_mailboxes
 
 MAX_BYTES = 25 * 1024 * 1024
 _EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

@@ -7,7 +7,8 @@ each post; `await fake.webhooks_settled()` waits for those in flight.
 SendGrid   ECDSA P-256 signature headers over timestamp + body (`sendgrid_public_key` is the
            verification key to configure, base64 DER)
 Mailgun    `signature` {timestamp, token, signature = HMAC-SHA-256(signing key, ts + token)}
-SES        see `tests.fakes.sns` (moto sends, the fake SNS publisher signs the notification)
+SES        see `dispatcher.dev.fakes.sns` (moto sends, the fake SNS publisher signs the
+           notification)
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 import aiohttp
 
 
-class Receipt(Protocol):  # tests.fakes.faults.Receipt, which imports this module
+class Receipt(Protocol):  # dispatcher.dev.fakes.faults.Receipt, which imports this module
     @property
     def provider_id(self) -> str: ...
 

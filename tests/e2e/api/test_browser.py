@@ -11,8 +11,7 @@ from urllib.parse import quote, urlsplit
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright
 
-from tests.api.conftest import KEY, Api
-from tests.api.test_status import send
+from tests.support.api import KEY, Api, send
 
 
 def chromium() -> str:

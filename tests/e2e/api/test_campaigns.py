@@ -7,15 +7,14 @@ import io
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from dispatcher.api.csvstream import records
 from dispatcher.config import Settings
+from dispatcher.dev.stack import QueuePair
 from dispatcher.message import decode
-from tests.api.conftest import Api
-from tests.conftest import QueuePair
-from tests.harness import drain_queue, eventually, running
+from tests.support.api import Api, upload
+from tests.support.harness import drain_queue, eventually, running
 
 
 def chunks_of(data: bytes, size: int) -> Any:
@@ -48,23 +47,6 @@ async def test_csv_records_whatever_the_chunking(size: int) -> None:
         (4, None, "not UTF-8"),
         (5, None, "a quoted field is not closed at the end of the file"),
     ]
-
-
-async def upload(api: Api, csv_text: str | bytes, **fields: str) -> tuple[int, dict[str, Any]]:
-    form = aiohttp.FormData()
-    defaults = {
-        "from": "Shop <shop@example.com>",
-        "subject": "Hello {{name}}",
-        "text": "Hi {{ NAME }}, from {{company}}",
-        "html": "<p>Hi {{name}} of {{company}}</p>",
-    }
-    for key, value in {**defaults, **fields}.items():
-        if value:
-            form.add_field(key, value)
-    raw = csv_text.encode() if isinstance(csv_text, str) else csv_text
-    form.add_field("file", io.BytesIO(raw), filename="list.csv", content_type="text/csv")
-    async with api.client.post(f"{api.url}/v1/campaigns", data=form) as reply:
-        return reply.status, await reply.json()
 
 
 async def test_templates_overrides_dedupe_and_bad_rows(

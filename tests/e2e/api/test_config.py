@@ -9,7 +9,7 @@ import pytest
 from dispatcher.api.auth import ApiKey, authenticate, hash_key, load_keys
 from dispatcher.cli import main
 from dispatcher.config import ConfigError, load
-from tests.test_config import BASE, write
+from tests.support.configs import BASE, write
 
 
 def test_defaults_and_overrides(tmp_path: Path) -> None:

@@ -12,25 +12,11 @@ import pytest
 from redis.asyncio import Redis
 
 from dispatcher import keys
+from dispatcher.dev.stack import QueuePair
 from dispatcher.message import decode
-from tests.api.conftest import OTHER_KEY, Api
-from tests.api.sqs_gateway import SqsGateway
-from tests.conftest import QueuePair
-from tests.harness import drain_queue, eventually
-
-
-def body(recipients: int = 3, **overrides: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "from": {"email": "shop@example.com", "name": "Shop"},
-        "to": [{"email": f"user{n}@example.org", "name": f"User {n}"} for n in range(recipients)],
-        "subject": "Your receipt",
-        "text": "Thanks!",
-        "html": "<p>Thanks!</p>",
-        "tags": {"kind": "receipt"},
-        "headers": {"X-Order": "42"},
-    }
-    doc.update(overrides)
-    return doc
+from tests.support.api import OTHER_KEY, Api, body
+from tests.support.harness import drain_queue, eventually
+from tests.support.sqs_gateway import SqsGateway
 
 
 async def post(api: Api, doc: Any, **headers: str) -> tuple[int, dict[str, Any]]:

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from dispatcher import status
-from tests.api.test_webhooks import feedback_api
-from tests.conftest import QueuePair
-from tests.fakes import FakeMailgun, FakeSendGrid
-from tests.harness import eventually, running, settings
-from tests.test_worker import mailgun, sendgrid
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid
+from dispatcher.dev.stack import QueuePair
+from tests.support.api import feedback_api
+from tests.support.configs import mailgun, sendgrid
+from tests.support.harness import eventually, running, settings
 
 COUNT = 400
 

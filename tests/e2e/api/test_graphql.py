@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from tests.api.conftest import Api
-from tests.api.test_status import send
+from tests.support.api import Api, send
 
 PAGE = """
 query ($after: String) {

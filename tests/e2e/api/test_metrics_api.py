@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import aiohttp
 
-from tests.api.conftest import Api
-from tests.api.test_emails import body
-from tests.test_metrics import scrape, value
+from tests.support.api import Api, body
+from tests.support.metrics import scrape, value
 
 
 async def test_the_api_serves_request_counts_by_route_and_status(api: Api) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 from openapi_spec_validator import validate
 
 from dispatcher.api.models import EmailRequest
-from tests.api.conftest import Api
+from tests.support.api import Api
 
 
 async def test_the_document_is_valid_openapi_3_1_from_the_models(api: Api, http: Any) -> None:

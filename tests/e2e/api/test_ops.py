@@ -14,12 +14,10 @@ import aiohttp
 from structlog.testing import capture_logs
 
 from dispatcher.api.auth import hash_key
-from dispatcher.dev.stack import REPO, free_port
-from tests.api.conftest import KEY, Api
-from tests.api.sqs_gateway import SqsGateway
-from tests.api.test_emails import body
-from tests.conftest import QueuePair
-from tests.harness import eventually
+from dispatcher.dev.stack import REPO, QueuePair, free_port
+from tests.support.api import KEY, Api, body
+from tests.support.harness import eventually
+from tests.support.sqs_gateway import SqsGateway
 
 
 async def test_one_log_line_per_request_and_no_personal_data(api: Api) -> None:

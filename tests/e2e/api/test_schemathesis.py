@@ -7,7 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
-from tests.api.conftest import KEY, Api
+from tests.support.api import KEY, Api
 
 CHECKS = ",".join(
     [

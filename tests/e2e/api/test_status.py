@@ -13,16 +13,7 @@ from redis.asyncio import Redis
 from dispatcher.config import Settings
 from dispatcher.dev.stack import free_port
 from dispatcher.ledger import ClaimRequest, Ledger, RecordStatus, Settlement
-from tests.api.conftest import Api, serve
-from tests.api.test_emails import body
-
-
-async def send(api: Api, recipients: int, batch_id: str) -> list[str]:
-    async with api.client.post(
-        f"{api.url}/v1/emails", json=body(recipients, batch_id=batch_id)
-    ) as reply:
-        assert reply.status == 202
-        return [m["id"] for m in (await reply.json())["messages"]]
+from tests.support.api import Api, send, serve
 
 
 async def get(api: Api, path: str) -> tuple[int, dict[str, Any]]:

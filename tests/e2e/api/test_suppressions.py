@@ -8,9 +8,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from dispatcher import keys
-from tests.api.conftest import Api
-from tests.api.test_campaigns import upload
-from tests.api.test_emails import body
+from tests.support.api import Api, body, upload
 
 
 async def call(api: Api, method: str, **options: Any) -> tuple[int, dict[str, Any]]:

@@ -16,14 +16,13 @@ from redis.asyncio import Redis
 from structlog.testing import capture_logs
 
 from dispatcher import keys
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid, Receipt
+from dispatcher.dev.fakes.mailgun import event_data
+from dispatcher.dev.fakes.sendgrid import event
+from dispatcher.dev.fakes.sns import FakeSns, ses_bounce
+from dispatcher.dev.stack import QueuePair
 from dispatcher.ledger import ClaimRequest, Ledger, RecordStatus, Settlement
-from tests.api.conftest import Api, api_config, serve
-from tests.api.test_webhooks import with_webhooks
-from tests.conftest import QueuePair
-from tests.fakes import FakeMailgun, FakeSendGrid, Receipt
-from tests.fakes.mailgun import event_data
-from tests.fakes.sendgrid import event
-from tests.fakes.sns import FakeSns, ses_bounce
+from tests.support.api import Api, api_config, serve, with_webhooks
 
 
 @pytest.fixture

@@ -7,56 +7,23 @@ BOUNCED and suppresses the address; a second message to it ends ERROR `suppresse
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
-from dispatcher.config import Settings
-from dispatcher.config_feedback import WebhookSettings
+from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid, MotoServer
+from dispatcher.dev.fakes.sns import FakeSns, ses_bounce
 from dispatcher.dev.messages import email_doc
+from dispatcher.dev.stack import QueuePair
 from dispatcher.ledger import Ledger, Record, RecordStatus
-from tests.api.conftest import Api, api_config, serve
-from tests.conftest import QueuePair
-from tests.fakes import FakeMailgun, FakeSendGrid, MotoServer
-from tests.fakes.sns import FakeSns, ses_bounce
-from tests.harness import enqueue, eventually, running, settings
-from tests.test_providers import verify_identity
-from tests.test_worker import mailgun, sendgrid, ses
+from tests.support.api import feedback_api
+from tests.support.configs import mailgun, sendgrid, ses
+from tests.support.harness import enqueue, eventually, running, settings
+from tests.support.providers import verify_identity
 
 PROVIDERS = ("sendgrid", "mailgun", "ses")
-
-
-def with_webhooks(config: Settings, **webhooks: Any) -> Settings:
-    return dataclasses.replace(config, webhooks=WebhookSettings(**webhooks))
-
-
-def sns_trust() -> dict[str, Any]:
-    """The fake SNS publisher's local host, allowed over http (tests only)."""
-    return {"ses_enabled": True, "sns_host_pattern": r"127\.0\.0\.1", "sns_insecure_http": True}
-
-
-@contextlib.asynccontextmanager
-async def feedback_api(
-    queues: QueuePair,
-    endpoint: str,
-    redis_url: str,
-    keys_file: Path,
-    sg: FakeSendGrid,
-    mg: FakeMailgun,
-) -> AsyncIterator[Api]:
-    config = with_webhooks(
-        api_config(queues, endpoint, redis_url, keys_file),
-        sendgrid_public_key=sg.webhook_public_key,
-        mailgun_signing_key=mg.signing_key,
-        **sns_trust(),
-    )
-    async with serve(config) as api:
-        yield api
 
 
 async def record(redis: Redis, message_id: str) -> Record | None:
