@@ -5,7 +5,7 @@
 #   docker run -v ./dispatcher.toml:/etc/dispatcher/dispatcher.toml:ro dispatcher
 #   docker build --target fakes -t dispatcher-fakes .   # the fake providers, for deploy/compose.yaml
 #
-# Validated offline by `make deploy-check` (hadolint) and tests/test_dockerfile.py, which runs
+# Validated offline by `make deploy-check` (hadolint) and tests/deploy/test_dockerfile.py, which runs
 # this file's ENTRYPOINT + CMD against a local stack.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -23,17 +23,16 @@ COPY strategies/ strategies/
 RUN /opt/dispatcher/bin/pip install --no-cache-dir -c constraints.txt . \
  && /opt/dispatcher/bin/pip check
 
-# -- fakes: the fake SendGrid and Mailgun servers of the test suite, for the compose stack.
+# -- fakes: the fake SendGrid and Mailgun servers (dispatcher.dev.fakes, installed with the
+# package), for the compose stack.
 FROM ${PYTHON_IMAGE} AS fakes
 COPY --from=build /opt/dispatcher /opt/dispatcher
 WORKDIR /app
-COPY tests/__init__.py tests/__init__.py
-COPY tests/fakes/ tests/fakes/
 ENV PATH=/opt/dispatcher/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 USER 10001:10001
-ENTRYPOINT ["python", "-m", "tests.fakes"]
+ENTRYPOINT ["python", "-m", "dispatcher.dev.fakes"]
 CMD ["sendgrid", "--host", "0.0.0.0", "--port", "8025"]
 
 # -- runtime: the virtualenv on a clean slim base, run as an unprivileged user. /etc/dispatcher is

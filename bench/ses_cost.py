@@ -2,8 +2,9 @@
 
     python -m bench.ses_cost [--sends N] [--concurrency C]
 
-The fake SES (`python -m tests.fakes ses`, its own process) answers at once. This process then
-makes N sends three ways, C at a time, measuring its own CPU (`time.process_time`) for each:
+The fake SES (`python -m dispatcher.dev.fakes ses`, its own process) answers at once. This
+process then makes N sends three ways, C at a time, measuring its own CPU (`time.process_time`)
+for each:
 
     raw POST      aiohttp posts the SendEmail JSON body, unsigned: the floor
     dispatcher    `providers.ses.Ses.send`: the body built, SigV4-signed by botocore, posted

@@ -60,7 +60,7 @@ def http_json(url: str, body: dict[str, Any] | None = None, timeout: float = 30)
 
 
 class FakeProvider(ServerProcess):
-    """`python -m tests.fakes <kind>` on a free port; faults over HTTP (`control`)."""
+    """`python -m dispatcher.dev.fakes <kind>` on a free port; faults over HTTP (`control`)."""
 
     def __init__(self, kind: str) -> None:
         super().__init__()
@@ -71,7 +71,7 @@ class FakeProvider(ServerProcess):
         return f"http://127.0.0.1:{self.port}"
 
     def executable(self) -> list[str]:
-        return [sys.executable, "-m", "tests.fakes", self.kind, "--api-key", API_KEY]
+        return [sys.executable, "-m", "dispatcher.dev.fakes", self.kind, "--api-key", API_KEY]
 
     def arguments(self) -> list[str]:
         extra = ["--domain", MAILGUN_DOMAIN] if self.kind == "mailgun" else []
@@ -88,7 +88,7 @@ class FakeProvider(ServerProcess):
         return True
 
     def control(self, op: str, **args: Any) -> None:
-        """A fault operation (see tests/fakes/faults.py): latency, hang, release, clear..."""
+        """A fault operation (dispatcher.dev.fakes.faults): latency, hang, release, clear..."""
         http_json(f"{self.base_url}/_control", {"op": op, **args})
 
     def stats(self) -> dict[str, Any]:
@@ -334,7 +334,7 @@ def open_stack(workdir: Path, latency_ms: float = 50.0) -> Iterator[Stack]:
 
 
 async def enqueue(sqs: Any, url: str, bodies: Sequence[bytes], concurrency: int = 16) -> None:
-    """SendMessageBatch in tens, `concurrency` batches at a time (tests.harness sends 8)."""
+    """SendMessageBatch in tens, `concurrency` batches at a time (the test harness sends 8)."""
     batches = iter([bodies[i : i + 10] for i in range(0, len(bodies), 10)])
 
     async def sender() -> None:
@@ -348,5 +348,5 @@ async def enqueue(sqs: Any, url: str, bodies: Sequence[bytes], concurrency: int 
 
 
 def message_bodies(prefix: str, count: int, start: int = 0) -> list[bytes]:
-    """Schema v1 bodies (tests.harness.email_doc) with ids `<prefix>-<n>`, created now."""
+    """Schema v1 bodies (dispatcher.dev.messages.email_doc) with ids `<prefix>-<n>`, created now."""
     return [orjson.dumps(email_doc(n, id=f"{prefix}-{n:06d}")) for n in range(start, start + count)]

@@ -1,10 +1,11 @@
-"""Shared fixtures: a real redis-server, moto_server (SQS and SES) and, when installed, fauxqs.
+"""The fixtures that more than one role uses (unit tests use none): a real redis-server,
+moto_server (SQS and SES), fauxqs when installed, and the fake providers of dispatcher.dev.fakes.
 
 redis_server  session   `RedisServer` (dispatcher.dev.stack) on a free port, no persistence
 redis_url     function  its URL, after FLUSHALL: every test starts from an empty Redis
 redis         function  `redis.asyncio.Redis` on redis_url, closed after the test
-moto_server   session   from tests.fakes.fixtures: one moto_server (SQS + SES, recording on)
-moto          function  from tests.fakes.fixtures: moto_server, reset before the test
+moto_server   session   one moto_server (SQS + SES, recording on)
+moto          function  moto_server, reset, with the AWS test credentials in the environment
 fauxqs        session   `Fauxqs` (dispatcher.dev.stack); the test is skipped if not installed
 sqs_endpoint  function  the SQS endpoint: moto (reset), or fauxqs with DEVSTACK_TEST_SQS=fauxqs;
                         a test that needs fauxqs's speed asks for it with
@@ -14,6 +15,8 @@ queues        function  `QueuePair(url, dlq_url)`: a fresh, uniquely named queue
                         (maxReceiveCount 10, visibility 60 s; change them with
                         `@pytest.mark.parametrize("queues", [{"max_receive_count": 2}],
                         indirect=True)`), deleted after the test
+http          function  one aiohttp.ClientSession, closed after the test
+fake_sendgrid, fake_mailgun, fake_ses   function  a running fake each, closed after the test
 
 The AWS test credentials (`AWS_CREDENTIALS`) are in the environment for the whole session.
 """
@@ -26,11 +29,16 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 from botocore.exceptions import ClientError
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
+from dispatcher.dev.fakes.mailgun import FakeMailgun
+from dispatcher.dev.fakes.moto import MotoServer, aws_env
+from dispatcher.dev.fakes.sendgrid import FakeSendGrid
+from dispatcher.dev.fakes.ses import FakeSes
 from dispatcher.dev.stack import (
     AWS_CREDENTIALS,
     Fauxqs,
@@ -39,11 +47,6 @@ from dispatcher.dev.stack import (
     create_queue_pair,
     sqs_client,
 )
-
-__all__ = ["QueuePair"]  # tests import it from here
-
-# The fake SendGrid / Mailgun / SES servers and moto (`http`, `fake_*`, `moto_server`, `moto`).
-pytest_plugins = ["tests.fakes.fixtures"]
 
 SQS_BACKEND_ENV = "DEVSTACK_TEST_SQS"  # "moto" (default) or "fauxqs"
 
@@ -112,3 +115,41 @@ async def queues(sqs: Any, request: pytest.FixtureRequest) -> AsyncIterator[Queu
     for url in pair:
         with contextlib.suppress(ClientError):  # e.g. moto was reset during the test
             await sqs.delete_queue(QueueUrl=url)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+async def fake_sendgrid() -> AsyncIterator[FakeSendGrid]:
+    async with FakeSendGrid() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_mailgun() -> AsyncIterator[FakeMailgun]:
+    async with FakeMailgun() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def fake_ses() -> AsyncIterator[FakeSes]:
+    async with FakeSes() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[MotoServer]:
+    with MotoServer() as server:
+        yield server
+
+
+@pytest.fixture
+def moto(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> MotoServer:
+    for key, value in aws_env().items():
+        monkeypatch.setenv(key, value)
+    moto_server.reset()
+    return moto_server
