@@ -41,6 +41,7 @@ __all__ = ["Record", "RecordStatus", "parse_record"]  # also imported from here
 CLAIM, SETTLE, EXTEND = (LuaScript(name, "_index") for name in ("claim", "settle", "extend"))
 SCRIPTS = (CLAIM, SETTLE, EXTEND)
 PROBE_TTL_MS = 1000
+TRIM_EVERY_SECONDS = 60  # each ledger trims a shard's indexes at most this often (lua/_index.lua)
 FEEDBACK_COUNTER_TTL = 26 * 3600  # hourly counters: 24 h of rates, and some slack
 
 
@@ -121,6 +122,7 @@ class Ledger:
         self._ttl = str(ttl_seconds)
         self._clock = clock
         self._hasher = hasher or AddressHasher("", prefix)
+        self._next_trim: dict[int, float] = {}  # shard -> when its indexes are next trimmed
 
     async def load_scripts(self) -> None:
         await load(self._redis, SCRIPTS)
@@ -168,6 +170,7 @@ class Ledger:
                     [
                         *(req.owner, now, lease, self._ttl),
                         *(req.batch_id or "", created, req.message_id),
+                        self._trim_due(shard),
                         *sorted({self._hasher.digest(r) for r in req.recipients}),
                     ],
                 )
@@ -184,44 +187,40 @@ class Ledger:
         def build(pipe: AnyPipeline) -> None:
             for s in settlements:
                 found = s.status is RecordStatus.SENT and s.provider_message_id
+                by_provider_id = (
+                    [keys.provider_message(self._prefix, s.message_id, found)] if found else []
+                )
+                trim = self._trim_due(keys.shard_of(s.message_id))
                 SETTLE.queue(
                     pipe,
-                    [
-                        *self._keys(s.message_id),
-                        *(
-                            [keys.provider_message(self._prefix, s.message_id, found)]
-                            if found
-                            else []
-                        ),
-                    ],
-                    [
-                        s.owner,
-                        s.status.value,
-                        now,
-                        s.provider or "",
-                        s.provider_message_id or "",
-                        s.error or "",
-                        "1" if s.count_attempt else "0",
-                        s.ambiguous_via or "",
-                        self._ttl,
-                        "1" if s.dead_letter else "0",
-                        s.message_id,
-                    ],
+                    [*self._keys(s.message_id), *by_provider_id],
+                    [*_settle_args(s, now), self._ttl, *_flag(s.dead_letter), s.message_id, trim],
                 )
-            sent = Counter(
-                f"{s.provider}:sent" for s in settlements if s.status is RecordStatus.SENT
-            )
-            if sent:  # for the bounce and complaint rates (dispatcher.feedback)
-                counter = keys.feedback_counts(self._prefix, int(time.time() // 3600))
-                for field, n in sent.items():
-                    pipe.hincrby(counter, field, n)
-                pipe.expire(counter, FEEDBACK_COUNTER_TTL)
+            self._count_sent(pipe, settlements)
 
         replies = await run_batch(self._redis, SCRIPTS, build, isolate=True)
         return [
             _settled(s.message_id, reply)
             for s, reply in zip(settlements, replies[: len(settlements)], strict=True)
         ]
+
+    def _count_sent(self, pipe: AnyPipeline, settlements: Sequence[Settlement]) -> None:
+        """Queue the hour's SENT counters (the bounce and complaint rates: dispatcher.feedback)."""
+        sent = Counter(f"{s.provider}:sent" for s in settlements if s.status is RecordStatus.SENT)
+        if sent:
+            counter = keys.feedback_counts(self._prefix, int(time.time() // 3600))
+            for field, n in sent.items():
+                pipe.hincrby(counter, field, n)
+            pipe.expire(counter, FEEDBACK_COUNTER_TTL)
+
+    def _trim_due(self, shard: int) -> str:
+        """The scripts' trim flag for one shard: the seconds until the next trim when one is due
+        (this ledger's first write there, or `TRIM_EVERY_SECONDS` since its last), else ""."""
+        at = self._clock() if self._clock else time.monotonic()
+        if at < self._next_trim.get(shard, at):
+            return ""
+        self._next_trim[shard] = at + TRIM_EVERY_SECONDS
+        return str(TRIM_EVERY_SECONDS)
 
     async def extend(self, claims: Sequence[tuple[str, str]], lease_seconds: float) -> list[bool]:
         """Extend (message_id, owner) claims; a lease of 0 hands them back as QUEUED."""
@@ -241,6 +240,20 @@ class Ledger:
     async def get(self, message_id: str) -> Record | None:
         raw: dict[bytes | str, bytes | str] = await self._redis.hgetall(self._key(message_id))
         return parse_record(message_id, raw)
+
+
+def _settle_args(s: Settlement, now: str) -> list[str]:
+    """settle.lua's ARGV[1..8] for one settlement (its header lists them)."""
+    return [
+        *(s.owner, s.status.value, now),
+        *(s.provider or "", s.provider_message_id or "", s.error or ""),
+        *_flag(s.count_attempt),
+        s.ambiguous_via or "",
+    ]
+
+
+def _flag(value: bool) -> tuple[str]:
+    return ("1" if value else "0",)
 
 
 def _claim(message_id: str, reply: Any) -> Claim:

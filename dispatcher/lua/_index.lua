@@ -2,14 +2,25 @@
 -- KEYS[1] the record   KEYS[2] the shard's `all` index   KEYS[3..10] its index per status
 -- (PENDING, QUEUED, SENDING, SENT, ERROR, DELIVERED, BOUNCED, COMPLAINED); each script names
 -- the keys it takes after these (the batch index, when the message has a batch, among them).
--- Scores are the record's index time `ix` (ms). Every index written is trimmed of members
--- older than the retention and kept alive for it, so nothing grows without bound.
+-- Scores are the record's index time `ix` (ms). An id joins `all` once and stays there; a status
+-- change moves it from one status index to the next. Members older than the retention are
+-- trimmed, and the indexes kept alive: by the scripts off the worker's path on each index they
+-- write (`reindex`), and by claim and settle for the whole shard (`trim_shard`) when their
+-- caller says it is due (dispatcher.ledger: once per shard and interval), so nothing grows
+-- without bound.
 local STATUS_KEY = {PENDING = 3, QUEUED = 4, SENDING = 5, SENT = 6, ERROR = 7,
                     DELIVERED = 8, BOUNCED = 9, COMPLAINED = 10}
 
-local function trim(key, now, ttl)
+-- Drop the members of `key` older than the retention; the key lives `ttl + slack` seconds more.
+local function trim(key, now, ttl, slack)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (now - ttl * 1000))
-  redis.call('EXPIRE', key, ttl)
+  redis.call('EXPIRE', key, ttl + slack)
+end
+
+-- Trim `all` and every status index of the record's shard (an EXPIRE on a missing key is a
+-- no-op). `slack`: the seconds until the next trim is due, so a live key never expires early.
+local function trim_shard(now, ttl, slack)
+  for k = 2, 10 do trim(KEYS[k], now, ttl, slack) end
 end
 
 -- The index time of a record seen for the first time: its created_at (ms, or '' for none),
@@ -19,24 +30,36 @@ local function index_time(created, now, ttl)
   return math.max(now - ttl * 1000, math.min(now, t))
 end
 
--- Move `id` from the index of status `old` (false for a new record) into that of `new`.
--- A new record (no `ix` yet) also joins `all` and, when `batch` (a key) is given, its batch.
-local function reindex(id, old, new, created, now, ttl, batch)
-  local ix = redis.call('HGET', KEYS[1], 'ix')
-  if not ix then
-    ix = index_time(created, now, ttl)
-    redis.call('HSET', KEYS[1], 'ix', ix)
-    redis.call('ZADD', KEYS[2], ix, id)
-    trim(KEYS[2], now, ttl)
-    if batch then
-      redis.call('ZADD', batch, ix, id)
-      trim(batch, now, ttl)
-    end
+-- A record indexed for the first time, at `ix`: it joins `all` and, when `batch` (a key) is
+-- given, its batch index (a batch's key is kept alive by the writes that add to it).
+local function index_new(id, ix, now, ttl, batch)
+  redis.call('ZADD', KEYS[2], ix, id)
+  if batch then
+    redis.call('ZADD', batch, ix, id)
+    trim(batch, now, ttl, 0)
   end
+end
+
+-- Move `id` (index time `ix`) from the index of status `old` (false for none) into `new`'s.
+local function move(id, old, new, ix)
   if old == new then return end
   if old and STATUS_KEY[old] then
     redis.call('ZREM', KEYS[STATUS_KEY[old]], id)
   end
   redis.call('ZADD', KEYS[STATUS_KEY[new]], ix, id)
-  trim(KEYS[STATUS_KEY[new]], now, ttl)
+end
+
+-- For the scripts off the worker's path: move `id` from `old` to `new`, indexing it first when
+-- it has no `ix` yet, and trim each index written.
+local function reindex(id, old, new, created, now, ttl, batch)
+  local ix = redis.call('HGET', KEYS[1], 'ix')
+  if not ix then
+    ix = index_time(created, now, ttl)
+    redis.call('HSET', KEYS[1], 'ix', ix)
+    index_new(id, ix, now, ttl, batch)
+    trim(KEYS[2], now, ttl, 0)
+  end
+  if old == new then return end
+  move(id, old, new, ix)
+  trim(KEYS[STATUS_KEY[new]], now, ttl, 0)
 end
