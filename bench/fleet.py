@@ -44,17 +44,20 @@ class RedisUse:
     commands: int
     cpu: float  # seconds, user + sys
     calls: Counter[str]  # INFO commandstats: calls per command (inside scripts included)
+    usec: Counter[str]  # and the µs spent in them (a script's include its inner commands')
 
     def __sub__(self, other: RedisUse) -> RedisUse:
-        calls = Counter(self.calls)
+        calls, usec = Counter(self.calls), Counter(self.usec)
         calls.subtract(other.calls)
-        calls.pop("info", None)  # our own readings
-        return RedisUse(self.commands - other.commands, self.cpu - other.cpu, +calls)
+        usec.subtract(other.usec)
+        for mine in (calls, usec):
+            mine.pop("info", None)  # our own readings
+        return RedisUse(self.commands - other.commands, self.cpu - other.cpu, +calls, +usec)
 
 
 def redis_use(urls: Sequence[str]) -> RedisUse:
     """Commands processed, calls per command and CPU used so far, summed over the servers."""
-    commands, cpu, calls = 0, 0.0, Counter[str]()
+    commands, cpu, calls, usec = 0, 0.0, Counter[str](), Counter[str]()
     for url in urls:
         with Redis.from_url(url) as client:
             info: dict[str, Any] = client.info("all")
@@ -63,14 +66,27 @@ def redis_use(urls: Sequence[str]) -> RedisUse:
         for field, stat in info.items():
             if field.startswith("cmdstat_"):
                 calls[field.removeprefix("cmdstat_")] += int(stat["calls"])
-    return RedisUse(commands, cpu, calls)
+                usec[field.removeprefix("cmdstat_")] += int(stat["usec"])
+    return RedisUse(commands, cpu, calls, usec)
 
 
 def breakdown(use: RedisUse, count: int) -> list[str]:
-    """Markdown rows: each command's calls per message, most first (the INFO commandstats
-    diff over the run), so the figure says which commands remain and where."""
-    rows = [f"| {name.upper()} | {calls / count:.2f} |" for name, calls in use.calls.most_common()]
-    return ["| command | calls per message |", "|---|---|", *rows]
+    """Markdown rows: each command's calls and µs per message, most calls first (the INFO
+    commandstats diff over the run), so the figure says which commands remain and where. The
+    rest of the Redis CPU is outside commands: reading, parsing and answering the clients."""
+    rows = [
+        f"| {name.upper()} | {calls / count:.2f} | {use.usec[name] / count:.1f} |"
+        for name, calls in use.calls.most_common()
+    ]
+    inside = sum(v for k, v in use.usec.items() if k not in ("evalsha", "eval")) / count
+    scripts = (use.usec["evalsha"] + use.usec["eval"]) / count
+    return [
+        "| command | calls per message | µs per message |",
+        "|---|---|---|",
+        *rows,
+        f"| (Redis CPU outside any command: I/O, parsing, the event loop) | | "
+        f"{1e6 * use.cpu / count - max(inside, scripts):.1f} |",
+    ]
 
 
 async def fill(stack: Stack, name: str, count: int) -> QueuePair:

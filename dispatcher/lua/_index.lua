@@ -31,12 +31,12 @@ local function index_time(created, now, ttl)
 end
 
 -- A record indexed for the first time, at `ix`: it joins `all` and, when `batch` (a key) is
--- given, its batch index (a batch's key is kept alive by the writes that add to it).
-local function index_new(id, ix, now, ttl, batch)
+-- given, its batch index, whose key lives the retention past its newest member.
+local function index_new(id, ix, ttl, batch)
   redis.call('ZADD', KEYS[2], ix, id)
   if batch then
     redis.call('ZADD', batch, ix, id)
-    trim(batch, now, ttl, 0)
+    redis.call('EXPIRE', batch, ttl)
   end
 end
 
@@ -56,8 +56,9 @@ local function reindex(id, old, new, created, now, ttl, batch)
   if not ix then
     ix = index_time(created, now, ttl)
     redis.call('HSET', KEYS[1], 'ix', ix)
-    index_new(id, ix, now, ttl, batch)
+    index_new(id, ix, ttl, batch)
     trim(KEYS[2], now, ttl, 0)
+    if batch then trim(batch, now, ttl, 0) end
   end
   if old == new then return end
   move(id, old, new, ix)

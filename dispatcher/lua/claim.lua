@@ -54,10 +54,13 @@ local ix = f[8]
 if not ix then
   ix = index_time(created, now, ttl)
   put('ix', ix)
-  index_new(ARGV[7], ix, now, ttl, ARGV[5] ~= '' and KEYS[12])
+  index_new(ARGV[7], ix, ttl, ARGV[5] ~= '' and KEYS[12])
 end
 redis.call('HSET', record, unpack(fields))
 move(ARGV[7], status, new, ix)
 if not status then redis.call('EXPIRE', record, ttl) end
-if ARGV[8] ~= '' then trim_shard(now, ttl, tonumber(ARGV[8])) end
+if ARGV[8] ~= '' then
+  trim_shard(now, ttl, tonumber(ARGV[8]))
+  if ARGV[5] ~= '' then trim(KEYS[12], now, ttl, 0) end
+end
 return {suppressed and 'SUPPRESSED' or 'CLAIMED', attempts, suppressed and 'suppressed' or ''}

@@ -44,7 +44,7 @@ local ix = current[5]
 if not ix then
   ix = index_time(current[6] or '', now, ttl)
   put('ix', ix)
-  index_new(ARGV[11], ix, now, ttl, false)
+  index_new(ARGV[11], ix, ttl, false)
 end
 redis.call('HSET', record, unpack(fields))
 move(ARGV[11], current[1], ARGV[2], ix)
