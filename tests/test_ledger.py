@@ -1,7 +1,9 @@
-"""Ledger scripts on a real Redis: claims, leases, settle fencing, extend and release."""
+"""Ledger scripts on a real Redis and on a three-primary cluster: claims, leases, settle fencing,
+extend and release, index trimming."""
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import Redis
 
 from dispatcher import keys
@@ -14,6 +16,8 @@ from dispatcher.ledger import (
     Settlement,
     SettleVerdict,
 )
+
+pytestmark = pytest.mark.redis_targets("single", "cluster")
 
 
 class Clock:
