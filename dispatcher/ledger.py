@@ -13,7 +13,9 @@ A claim moves PENDING, QUEUED (or a record not seen before) to SENDING; a settle
 SENT, ERROR or QUEUED; a webhook event (`dispatcher.feedback`) moves SENT onwards. A claim
 for a recipient on the suppression list (`dispatcher.suppression`) ends it ERROR `suppressed`,
 unsent, in the same script. The script that changes a status also moves the id between its shard's
-status indexes (`dispatcher.keys`), in the same call: one script call per message and step.
+status indexes (`dispatcher.keys`), in the same call: one script call per message and step, which
+reads the record with one HMGET and writes it with one HSET. The indexes of a shard are trimmed
+by the first claim or settle there every `TRIM_EVERY_SECONDS` (the ledger keeps the schedule).
 
 Every operation on a batch of messages is one pipelined round trip of scripts that each touch
 one shard's slot, so it runs unchanged on Redis Cluster. An error reply about one record
