@@ -245,3 +245,19 @@ async def test_a_record_expires_from_its_creation_and_a_settle_writes_one_hash(
     assert (record.status, record.attempts, record.provider_message_id) == ("SENT", 1, "p-1")
     [again] = await book.claim([ClaimRequest("m-1", "o2")], 30)
     assert again.verdict is ClaimVerdict.SENT
+
+
+@pytest.mark.redis_targets("single")  # reads one server's INFO commandstats
+async def test_a_batch_is_one_script_call_and_a_bad_record_fails_alone(redis: Redis) -> None:
+    book = ledger(redis)
+    await book.load_scripts()
+    await redis.set(keys.message("t:", "m-bad"), "not a hash")
+    ids = [f"m-{i}" for i in range(9)] + ["m-bad"]
+    await redis.config_resetstat()
+    claims = await book.claim([ClaimRequest(i, "o") for i in ids], 30)
+    settled = await book.settle([Settlement(i, "o", RecordStatus.SENT, "ses") for i in ids])
+    stats = await redis.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 2  # one claim call, one settle call
+    assert [c.verdict for c in claims] == [ClaimVerdict.CLAIMED] * 9 + [ClaimVerdict.FAILED]
+    assert [s.verdict for s in settled] == [SettleVerdict.OK] * 9 + [SettleVerdict.FAILED]
+    assert "WRONGTYPE" in settled[-1].error

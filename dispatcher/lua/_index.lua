@@ -1,5 +1,6 @@
 -- Prepended to the scripts that change a status (dispatcher.keys draws the layout).
--- KEYS[1] the record   KEYS[2] the shard's `all` index   KEYS[3..10] its index per status
+-- A record's keys `K` (KEYS itself for a one-message script, a slice of it in claim and settle):
+-- K[1] the record   K[2] the shard's `all` index   K[3..10] its index per status
 -- (PENDING, QUEUED, SENDING, SENT, ERROR, DELIVERED, BOUNCED, COMPLAINED); each script names
 -- the keys it takes after these (the batch index, when the message has a batch, among them).
 -- Scores are the record's index time `ix` (ms). An id joins `all` once and stays there; a status
@@ -19,8 +20,8 @@ end
 
 -- Trim `all` and every status index of the record's shard (an EXPIRE on a missing key is a
 -- no-op). `slack`: the seconds until the next trim is due, so a live key never expires early.
-local function trim_shard(now, ttl, slack)
-  for k = 2, 10 do trim(KEYS[k], now, ttl, slack) end
+local function trim_shard(K, now, ttl, slack)
+  for k = 2, 10 do trim(K[k], now, ttl, slack) end
 end
 
 -- The index time of a record seen for the first time: its created_at (ms, or '' for none),
@@ -32,8 +33,8 @@ end
 
 -- A record indexed for the first time, at `ix`: it joins `all` and, when `batch` (a key) is
 -- given, its batch index, whose key lives the retention past its newest member.
-local function index_new(id, ix, ttl, batch)
-  redis.call('ZADD', KEYS[2], ix, id)
+local function index_new(K, id, ix, ttl, batch)
+  redis.call('ZADD', K[2], ix, id)
   if batch then
     redis.call('ZADD', batch, ix, id)
     redis.call('EXPIRE', batch, ttl)
@@ -41,12 +42,21 @@ local function index_new(id, ix, ttl, batch)
 end
 
 -- Move `id` (index time `ix`) from the index of status `old` (false for none) into `new`'s.
-local function move(id, old, new, ix)
+local function move(K, id, old, new, ix)
   if old == new then return end
   if old and STATUS_KEY[old] then
-    redis.call('ZREM', KEYS[STATUS_KEY[old]], id)
+    redis.call('ZREM', K[STATUS_KEY[old]], id)
   end
-  redis.call('ZADD', KEYS[STATUS_KEY[new]], ix, id)
+  redis.call('ZADD', K[STATUS_KEY[new]], ix, id)
+end
+
+-- The text of an error about one record's data (WRONGTYPE, or a script error on a value), for
+-- a script that settles many records to fail that one alone; any other error (Redis cannot
+-- serve: OOM, READONLY, ...) is raised again and fails the whole call.
+local function about_one_record(e)
+  if type(e) ~= 'table' then return tostring(e) end
+  if string.sub(e.err or '', 1, 9) == 'WRONGTYPE' then return e.err end
+  error(e)
 end
 
 -- For the scripts off the worker's path: move `id` from `old` to `new`, indexing it first when
@@ -56,11 +66,11 @@ local function reindex(id, old, new, created, now, ttl, batch)
   if not ix then
     ix = index_time(created, now, ttl)
     redis.call('HSET', KEYS[1], 'ix', ix)
-    index_new(id, ix, ttl, batch)
+    index_new(KEYS, id, ix, ttl, batch)
     trim(KEYS[2], now, ttl, 0)
     if batch then trim(batch, now, ttl, 0) end
   end
   if old == new then return end
-  move(id, old, new, ix)
+  move(KEYS, id, old, new, ix)
   trim(KEYS[STATUS_KEY[new]], now, ttl, 0)
 end
