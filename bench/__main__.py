@@ -20,8 +20,11 @@ section on disk, so a part that was not re-run keeps its last figures (and says 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import time
@@ -70,6 +73,35 @@ def machine() -> str:
     return f"{platform.machine()}, {cores} cores, Python {platform.python_version()}"
 
 
+SES_TARGET = 2.0  # the dispatcher's CPU per SES send, at most this many raw POSTs
+SES_ROW = re.compile(r"^\| dispatcher \| [\d.]+ \| ([\d.]+)x \|", re.MULTILINE)
+
+
+def _row(text: str, value: float, limit: float, command: str) -> str:
+    verdict = "not measured" if math.isnan(value) else "met" if value <= limit else "**NOT met**"
+    return f"| {text} | {value:.3g} | ≤ {limit:g} | {verdict} | `{command}` |"
+
+
+def targets_summary() -> list[str]:
+    """The issue's targets, each beside its value and verdict, from the last throughput run
+    (results/throughput.targets.json) and the last ses_cost run (its `dispatcher` row)."""
+    rows = ["| target | value | limit | verdict | measured by |", "|---|---|---|---|---|"]
+    found = RESULTS / "throughput.targets.json"
+    if found.exists():
+        doc = json.loads(found.read_text())
+        for t in doc["targets"]:
+            value = math.nan if t["value"] is None else float(t["value"])
+            rows.append(_row(t["text"], value, float(t["limit"]), doc["command"]))
+    ses = RESULTS / "ses_cost.md"
+    matched = SES_ROW.search(ses.read_text()) if ses.exists() else None
+    if matched:
+        command = ses.read_text().split("`")[1]
+        rows.append(
+            _row("SES: dispatcher CPU per send ÷ raw POST", float(matched[1]), SES_TARGET, command)
+        )
+    return rows
+
+
 def write_results(ran: dict[str, tuple[int, float]]) -> Path:
     """Assemble RESULTS.md from the sections in bench/results/."""
     lines = [
@@ -79,6 +111,10 @@ def write_results(ran: dict[str, tuple[int, float]]) -> Path:
         f"{machine()}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}. Every figure is",
         "next to a baseline measured in the same run; every section names the command that",
         "produced it. This machine is small and shared, so compare ratios, not absolutes.",
+        "",
+        "## Targets",
+        "",
+        *targets_summary(),
         "",
     ]
     for part in SECTIONS:

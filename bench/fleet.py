@@ -18,6 +18,7 @@ import contextlib
 import json
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,20 +43,50 @@ RESULTS = Path(__file__).resolve().parent / "results"
 class RedisUse:
     commands: int
     cpu: float  # seconds, user + sys
+    calls: Counter[str]  # INFO commandstats: calls per command (inside scripts included)
+    usec: Counter[str]  # and the µs spent in them (a script's include its inner commands')
 
     def __sub__(self, other: RedisUse) -> RedisUse:
-        return RedisUse(self.commands - other.commands, self.cpu - other.cpu)
+        calls, usec = Counter(self.calls), Counter(self.usec)
+        calls.subtract(other.calls)
+        usec.subtract(other.usec)
+        for mine in (calls, usec):
+            mine.pop("info", None)  # our own readings
+        return RedisUse(self.commands - other.commands, self.cpu - other.cpu, +calls, +usec)
 
 
 def redis_use(urls: Sequence[str]) -> RedisUse:
-    """Commands processed and CPU used so far, summed over the given servers."""
-    commands, cpu = 0, 0.0
+    """Commands processed, calls per command and CPU used so far, summed over the servers."""
+    commands, cpu, calls, usec = 0, 0.0, Counter[str](), Counter[str]()
     for url in urls:
         with Redis.from_url(url) as client:
             info: dict[str, Any] = client.info("all")
         commands += int(info["total_commands_processed"])
         cpu += float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
-    return RedisUse(commands, cpu)
+        for field, stat in info.items():
+            if field.startswith("cmdstat_"):
+                calls[field.removeprefix("cmdstat_")] += int(stat["calls"])
+                usec[field.removeprefix("cmdstat_")] += int(stat["usec"])
+    return RedisUse(commands, cpu, calls, usec)
+
+
+def breakdown(use: RedisUse, count: int) -> list[str]:
+    """Markdown rows: each command's calls and µs per message, most calls first (the INFO
+    commandstats diff over the run), so the figure says which commands remain and where. The
+    rest of the Redis CPU is outside commands: reading, parsing and answering the clients."""
+    rows = [
+        f"| {name.upper()} | {calls / count:.2f} | {use.usec[name] / count:.1f} |"
+        for name, calls in use.calls.most_common()
+    ]
+    inside = sum(v for k, v in use.usec.items() if k not in ("evalsha", "eval")) / count
+    scripts = (use.usec["evalsha"] + use.usec["eval"]) / count
+    return [
+        "| command | calls per message | µs per message |",
+        "|---|---|---|",
+        *rows,
+        f"| (Redis CPU in no command: INFO cpu less commandstats; noisy) | | "
+        f"{1e6 * use.cpu / count - max(inside, scripts):.1f} |",
+    ]
 
 
 async def fill(stack: Stack, name: str, count: int) -> QueuePair:
@@ -68,7 +99,7 @@ async def fill(stack: Stack, name: str, count: int) -> QueuePair:
 
 def one_run(
     stack: Stack, workers: int, count: int, redis_urls: Sequence[str], cluster: bool
-) -> dict[str, float]:
+) -> tuple[dict[str, float], RedisUse]:
     """Start the workers on an empty queue, then enqueue and time until all are accepted."""
     name = f"f{workers}{'c' if cluster else ''}"
     pair = asyncio.run(fill(stack, name, 0))
@@ -95,7 +126,7 @@ def one_run(
         "cpu_ms": 1000 * cpu / count,
         "commands": redis.commands / count,
         "redis_us": 1e6 * redis.cpu / count,
-    }
+    }, redis
 
 
 def fleet_toml(stack: Stack, pair: QueuePair, redis_url: str, cluster: bool) -> str:
@@ -115,35 +146,60 @@ def cluster_urls() -> Iterator[list[str]]:
         yield [f"redis://127.0.0.1:{node.port}/0" for node in cluster.nodes]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--messages", type=int, default=None, help="default 6000 (quick 1500)")
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--out", type=Path, default=RESULTS / "fleet.md")
-    args = parser.parse_args()
-    count = args.messages or (1500 if args.quick else 6000)
+def run_all(count: int, workers: Sequence[int], kinds: Sequence[bool]) -> list[str]:
+    """The fleet table for each Redis kind (False one, True the cluster) and worker count, then
+    the per-command breakdown of each kind's first run."""
     lines = [
-        f"`python -m bench.fleet --messages {count}` (fauxqs, fakes at 50 ms, adaptive, "
-        "max_in_flight 500 per worker)",
-        "",
         "| Redis | workers | msg/s | accepted (doubles) | CPU ms/msg | Redis cmds/msg | "
         "Redis CPU µs/msg | msg/s one Redis core carries |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    details: list[str] = []
     with tempfile.TemporaryDirectory() as work, open_stack(Path(work)) as stack:
-        for label, cluster in (("one", False), ("cluster of 3", True)):
+        for cluster in kinds:
+            label = "cluster of 3" if cluster else "one"
             with contextlib.ExitStack() as scope:
                 urls = scope.enter_context(cluster_urls()) if cluster else [stack.redis.url]
-                for workers in (1, 2, 3):
-                    r = one_run(stack, workers, count, urls, cluster)
+                for n in workers:
+                    r, use = one_run(stack, n, count, urls, cluster)
                     ceiling = 1e6 / r["redis_us"] if r["redis_us"] > 0 else float("inf")
                     lines.append(
-                        f"| {label} | {workers} | {r['msg_s']:,.0f} | {r['accepted']:.0f} "
+                        f"| {label} | {n} | {r['msg_s']:,.0f} | {r['accepted']:.0f} "
                         f"({r['doubles']:.0f}) | {r['cpu_ms']:.3f} | {r['commands']:.1f} | "
                         f"{r['redis_us']:.1f} | {ceiling:,.0f} per core"
                         f"{f' (x{len(urls)} primaries)' if cluster else ''} |"
                     )
                     print(lines[-1], flush=True)
+                    if n == workers[0]:
+                        details += [
+                            "",
+                            f"Redis commands per message, {label} Redis, {n} "
+                            f"worker(s) (INFO commandstats diff):",
+                            "",
+                            *breakdown(use, count),
+                        ]
+    return lines + details
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=None, help="default 6000 (quick 1500)")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--workers", default="1,2,3", help="worker counts, comma separated")
+    parser.add_argument("--no-cluster", action="store_true", help="one Redis only")
+    parser.add_argument("--out", type=Path, default=RESULTS / "fleet.md")
+    args = parser.parse_args()
+    count = args.messages or (1500 if args.quick else 6000)
+    workers = [int(n) for n in args.workers.split(",")]
+    kinds = (False,) if args.no_cluster else (False, True)
+    flags = f" --workers {args.workers}" if args.workers != "1,2,3" else ""
+    flags += " --no-cluster" if args.no_cluster else ""
+    lines = [
+        f"`python -m bench.fleet --messages {count}{flags}` (fauxqs, fakes at 50 ms, adaptive, "
+        "max_in_flight 500 per worker)",
+        "",
+        *run_all(count, workers, kinds),
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

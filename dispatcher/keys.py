@@ -27,8 +27,12 @@ the claim script must see the list in its record's slot. An address is added or 
 `SHARDS + 1` places in one pipelined round trip (`dispatcher.suppression`).
 
 The index time is the record's `created_at`, clamped into the retention window when first
-indexed. Every script that writes an index trims its members older than the retention
-(`ZREMRANGEBYSCORE`) and refreshes its expiry, so no index outlives its records for long.
+indexed. An id joins `all` once; a status change moves it between status indexes. Members older
+than the retention are trimmed (`ZREMRANGEBYSCORE`) and the index's expiry refreshed: by the
+intake, feedback and redrive scripts on each index they write, and by the worker's claim and
+settle for the whole shard once per `ledger.TRIM_EVERY_SECONDS` (the expiry then covers the
+interval too), so no index outlives its records for long. A record expires `ttl` after it is
+created; a batch index, `ttl` after its newest member joined.
 """
 
 from __future__ import annotations

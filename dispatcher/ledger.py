@@ -13,7 +13,9 @@ A claim moves PENDING, QUEUED (or a record not seen before) to SENDING; a settle
 SENT, ERROR or QUEUED; a webhook event (`dispatcher.feedback`) moves SENT onwards. A claim
 for a recipient on the suppression list (`dispatcher.suppression`) ends it ERROR `suppressed`,
 unsent, in the same script. The script that changes a status also moves the id between its shard's
-status indexes (`dispatcher.keys`), in the same call: one script call per message and step.
+status indexes (`dispatcher.keys`), in the same call: one script call per message and step, which
+reads the record with one HMGET and writes it with one HSET. The indexes of a shard are trimmed
+by the first claim or settle there every `TRIM_EVERY_SECONDS` (the ledger keeps the schedule).
 
 Every operation on a batch of messages is one pipelined round trip of scripts that each touch
 one shard's slot, so it runs unchanged on Redis Cluster. An error reply about one record
@@ -23,86 +25,49 @@ itself fails the whole call.
 
 from __future__ import annotations
 
-import enum
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from redis.asyncio import RedisCluster
+from redis.exceptions import ResponseError
 
 from dispatcher import keys
-from dispatcher.ledger_record import Record, RecordStatus, parse_record
-from dispatcher.message import MAX_TIMESTAMP, MessageError
+from dispatcher.ledger_record import (
+    Claim,
+    ClaimRequest,
+    ClaimVerdict,
+    Record,
+    RecordStatus,
+    Settled,
+    Settlement,
+    SettleVerdict,
+    parse_record,
+)
 from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load, run_batch
 from dispatcher.suppression import AddressHasher
 
-__all__ = ["Record", "RecordStatus", "parse_record"]  # also imported from here
+__all__ = [  # the vocabulary lives in ledger_record.py; it is imported from here too
+    "Claim",
+    "ClaimRequest",
+    "ClaimVerdict",
+    "Record",
+    "RecordStatus",
+    "SettleVerdict",
+    "Settled",
+    "Settlement",
+    "parse_record",
+]
+
+T = TypeVar("T")
 
 CLAIM, SETTLE, EXTEND = (LuaScript(name, "_index") for name in ("claim", "settle", "extend"))
 SCRIPTS = (CLAIM, SETTLE, EXTEND)
 PROBE_TTL_MS = 1000
+PER_CALL = 64  # messages settled (or claimed) by one script call on one Redis: bounds its time
+TRIM_EVERY_SECONDS = 60  # each ledger trims a shard's indexes at most this often (lua/_index.lua)
 FEEDBACK_COUNTER_TTL = 26 * 3600  # hourly counters: 24 h of rates, and some slack
-
-
-class ClaimVerdict(enum.StrEnum):
-    CLAIMED = "CLAIMED"  # ours to send
-    SENT = "SENT"  # already sent: delete without sending
-    ERROR = "ERROR"  # already failed for good: delete without sending
-    DEAD_LETTER = "DEAD_LETTER"  # failed for good; its DLQ copy may be missing: copy, then delete
-    BUSY = "BUSY"  # another worker is sending it right now: leave it on the queue
-    FAILED = "FAILED"  # Redis could not claim this record (an error about its key): retry later
-    SUPPRESSED = "SUPPRESSED"  # a recipient is suppressed: now ERROR `suppressed`; delete
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    message_id: str
-    verdict: ClaimVerdict
-    attempts: int  # attempts already recorded before this one
-    busy_for: float = 0.0  # seconds left on another owner's lease, when BUSY
-    reason: str = ""  # why, when DEAD_LETTER (the recorded error) or FAILED (the Redis error)
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimRequest:
-    message_id: str
-    owner: str
-    batch_id: str | None = None
-    created_at: float | None = None  # epoch seconds, 0 to MAX_TIMESTAMP
-    recipients: tuple[str, ...] = ()  # every to, cc and bcc: checked against the suppression list
-
-    def __post_init__(self) -> None:
-        """Refuse a time the record cannot hold as integer milliseconds (NaN and inf too)."""
-        if self.created_at is not None and not 0 <= self.created_at <= MAX_TIMESTAMP:
-            raise MessageError("created_at", "out of the ledger's range")
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    message_id: str
-    owner: str
-    status: RecordStatus  # SENT, QUEUED (retry) or ERROR (final)
-    provider: str | None = None
-    provider_message_id: str | None = None
-    error: str | None = None
-    count_attempt: bool = True
-    ambiguous_via: str | None = None
-    dead_letter: bool = False  # an ERROR that goes to the dead-letter queue
-
-
-class SettleVerdict(enum.StrEnum):
-    OK = "OK"
-    SENT = "SENT"  # it was already SENT: nothing changed
-    STALE = "STALE"  # our claim passed to another owner: leave the message alone
-    FAILED = "FAILED"  # Redis could not write this record (an error about its key)
-
-
-@dataclass(frozen=True, slots=True)
-class Settled:
-    message_id: str
-    verdict: SettleVerdict
-    attempts: int
-    error: str = ""  # the Redis error, when FAILED
 
 
 class Ledger:
@@ -121,6 +86,7 @@ class Ledger:
         self._ttl = str(ttl_seconds)
         self._clock = clock
         self._hasher = hasher or AddressHasher("", prefix)
+        self._next_trim: dict[int, float] = {}  # shard -> when its indexes are next trimmed
 
     async def load_scripts(self) -> None:
         await load(self._redis, SCRIPTS)
@@ -146,82 +112,89 @@ class Ledger:
         return keys.record_keys(self._prefix, message_id, batch_id)
 
     async def claim(self, requests: Sequence[ClaimRequest], lease_seconds: float) -> list[Claim]:
-        """Claim every message in one round trip."""
+        """Claim every message in one round trip (one script call per group, `_groups`)."""
         if not requests:
             return []
         now, lease = self._now(), str(int(lease_seconds * 1000))
+        groups = self._groups([req.message_id for req in requests])
 
         def build(pipe: AnyPipeline) -> None:
-            for req in requests:
-                created = "" if req.created_at is None else str(int(req.created_at * 1000))
-                shard = keys.shard_of(req.message_id)
-                batch = (
-                    [keys.index_batch(self._prefix, shard, req.batch_id)] if req.batch_id else []
-                )
-                CLAIM.queue(
-                    pipe,
-                    [
-                        *self._keys(req.message_id),
-                        keys.suppression_shard(self._prefix, shard),
-                        *batch,
-                    ],
-                    [
-                        *(req.owner, now, lease, self._ttl),
-                        *(req.batch_id or "", created, req.message_id),
-                        *sorted({self._hasher.digest(r) for r in req.recipients}),
-                    ],
-                )
+            for group in groups:
+                script_keys: list[str] = []
+                args: list[str | int | bytes] = [now, lease, self._ttl]
+                for i in group:
+                    self._claim_parts(requests[i], script_keys, args)
+                CLAIM.queue(pipe, script_keys, args)
 
         replies = await run_batch(self._redis, SCRIPTS, build, isolate=True)
-        return [_claim(req.message_id, reply) for req, reply in zip(requests, replies, strict=True)]
+        return _ungroup(groups, replies, lambda i, r: _claim(requests[i].message_id, r))
+
+    def _claim_parts(self, req: ClaimRequest, script_keys: list[str], args: list[Any]) -> None:
+        """Append one message's KEYS and ARGV to a claim.lua call (its header lists them)."""
+        shard = keys.shard_of(req.message_id)
+        script_keys += [
+            *self._keys(req.message_id),
+            keys.suppression_shard(self._prefix, shard),
+            *([keys.index_batch(self._prefix, shard, req.batch_id)] if req.batch_id else []),
+        ]
+        created = "" if req.created_at is None else str(int(req.created_at * 1000))
+        hashes = sorted({self._hasher.digest(r) for r in req.recipients})
+        args += [req.owner, req.batch_id or "", created, req.message_id, self._trim_due(shard)]
+        args += [len(hashes), *hashes]
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[Settled]:
-        """Record every outcome in one round trip."""
+        """Record every outcome in one round trip (one script call per group, `_groups`)."""
         if not settlements:
             return []
         now = self._now()
+        groups = self._groups([s.message_id for s in settlements])
 
         def build(pipe: AnyPipeline) -> None:
-            for s in settlements:
-                found = s.status is RecordStatus.SENT and s.provider_message_id
-                SETTLE.queue(
-                    pipe,
-                    [
-                        *self._keys(s.message_id),
-                        *(
-                            [keys.provider_message(self._prefix, s.message_id, found)]
-                            if found
-                            else []
-                        ),
-                    ],
-                    [
-                        s.owner,
-                        s.status.value,
-                        now,
-                        s.provider or "",
-                        s.provider_message_id or "",
-                        s.error or "",
-                        "1" if s.count_attempt else "0",
-                        s.ambiguous_via or "",
-                        self._ttl,
-                        "1" if s.dead_letter else "0",
-                        s.message_id,
-                    ],
-                )
-            sent = Counter(
-                f"{s.provider}:sent" for s in settlements if s.status is RecordStatus.SENT
-            )
-            if sent:  # for the bounce and complaint rates (dispatcher.feedback)
-                counter = keys.feedback_counts(self._prefix, int(time.time() // 3600))
-                for field, n in sent.items():
-                    pipe.hincrby(counter, field, n)
-                pipe.expire(counter, FEEDBACK_COUNTER_TTL)
+            for group in groups:
+                script_keys: list[str] = []
+                args: list[str | int | bytes] = [now, self._ttl]
+                for i in group:
+                    s = settlements[i]
+                    found = s.status is RecordStatus.SENT and s.provider_message_id
+                    script_keys += self._keys(s.message_id)
+                    if found:
+                        script_keys.append(keys.provider_message(self._prefix, s.message_id, found))
+                    trim = self._trim_due(keys.shard_of(s.message_id))
+                    args += [*_settle_args(s), s.message_id, trim, *_flag(bool(found))]
+                SETTLE.queue(pipe, script_keys, args)
+            self._count_sent(pipe, settlements)
 
         replies = await run_batch(self._redis, SCRIPTS, build, isolate=True)
-        return [
-            _settled(s.message_id, reply)
-            for s, reply in zip(settlements, replies[: len(settlements)], strict=True)
-        ]
+        return _ungroup(groups, replies, lambda i, r: _settled(settlements[i].message_id, r))
+
+    def _groups(self, message_ids: Sequence[str]) -> list[list[int]]:
+        """The positions of `message_ids` that share one script call: on one Redis, runs of up to
+        `PER_CALL`; on a cluster, those of one shard (a script touches one slot)."""
+        if not isinstance(self._redis, RedisCluster):
+            n = len(message_ids)
+            return [list(range(i, min(i + PER_CALL, n))) for i in range(0, n, PER_CALL)]
+        found: dict[int, list[int]] = {}
+        for i, message_id in enumerate(message_ids):
+            found.setdefault(keys.shard_of(message_id), []).append(i)
+        return list(found.values())
+
+    def _count_sent(self, pipe: AnyPipeline, settlements: Sequence[Settlement]) -> None:
+        """Queue the hour's SENT counters (the bounce and complaint rates: dispatcher.feedback)."""
+        sent = Counter(f"{s.provider}:sent" for s in settlements if s.status is RecordStatus.SENT)
+        if sent:
+            counter = keys.feedback_counts(self._prefix, int(time.time() // 3600))
+            for field, n in sent.items():
+                pipe.hincrby(counter, field, n)
+            pipe.expire(counter, FEEDBACK_COUNTER_TTL)
+
+    def _trim_due(self, shard: int) -> str:
+        """The scripts' trim flag for one shard: the seconds until the next trim when one is due
+        (this ledger's first write there, or `TRIM_EVERY_SECONDS` since its last), else ""."""
+        at = self._clock() if self._clock else time.monotonic()
+        if at < self._next_trim.get(shard, at):
+            return ""
+        self._next_trim[shard] = at + TRIM_EVERY_SECONDS
+        return str(TRIM_EVERY_SECONDS)
 
     async def extend(self, claims: Sequence[tuple[str, str]], lease_seconds: float) -> list[bool]:
         """Extend (message_id, owner) claims; a lease of 0 hands them back as QUEUED."""
@@ -243,6 +216,33 @@ class Ledger:
         return parse_record(message_id, raw)
 
 
+def _settle_args(s: Settlement) -> list[str]:
+    """settle.lua's first 8 ARGV of one settlement (its header lists them)."""
+    return [
+        *(s.owner, s.status.value),
+        *(s.provider or "", s.provider_message_id or "", s.error or ""),
+        *_flag(s.count_attempt),
+        s.ambiguous_via or "",
+        *_flag(s.dead_letter),
+    ]
+
+
+def _ungroup(
+    groups: Sequence[Sequence[int]], replies: Sequence[Any], parse: Callable[[int, Any], T]
+) -> list[T]:
+    """Each message's result, in the callers' order, from one reply per group (a list with one
+    entry per message, or an error that fails the whole group)."""
+    found: dict[int, T] = {}
+    for group, reply in zip(groups, replies, strict=False):
+        for n, i in enumerate(group):
+            found[i] = parse(i, reply if isinstance(reply, Exception) else reply[n])
+    return [found[i] for i in range(len(found))]
+
+
+def _flag(value: bool) -> tuple[str]:
+    return ("1" if value else "0",)
+
+
 def _claim(message_id: str, reply: Any) -> Claim:
     if isinstance(reply, Exception):
         return Claim(message_id, ClaimVerdict.FAILED, 0, reason=_error(reply))
@@ -250,14 +250,18 @@ def _claim(message_id: str, reply: Any) -> Claim:
     kind = ClaimVerdict(_text(verdict))
     if kind is ClaimVerdict.BUSY:
         return Claim(message_id, kind, int(attempts), busy_for=int(extra) / 1000)
+    if kind is ClaimVerdict.FAILED:  # an error about this record, caught in the script
+        return Claim(message_id, kind, 0, reason=_error(ResponseError(_text(extra))))
     return Claim(message_id, kind, int(attempts), reason=_text(extra))
 
 
 def _settled(message_id: str, reply: Any) -> Settled:
     if isinstance(reply, Exception):
         return Settled(message_id, SettleVerdict.FAILED, 0, error=_error(reply))
-    verdict, attempts = reply
-    return Settled(message_id, SettleVerdict(_text(verdict)), int(attempts))
+    verdict, extra = (_text(v) if isinstance(v, bytes) else v for v in reply)
+    if verdict == SettleVerdict.FAILED:  # an error about this record, caught in the script
+        return Settled(message_id, SettleVerdict.FAILED, 0, error=_error(ResponseError(extra)))
+    return Settled(message_id, SettleVerdict(verdict), int(extra))
 
 
 def _error(error: Exception) -> str:

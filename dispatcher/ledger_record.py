@@ -1,9 +1,12 @@
-"""A ledger record as read back (HGETALL), and the status vocabulary (`dispatcher.ledger`)."""
+"""A ledger record as read back (HGETALL), the status vocabulary, and what `dispatcher.ledger`
+takes and answers: claim requests and verdicts, settlements and their verdicts."""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+
+from dispatcher.message import MAX_TIMESTAMP, MessageError
 
 
 class RecordStatus(enum.StrEnum):
@@ -36,6 +39,67 @@ class Record:
     bounce_type: str | None = None  # hard or soft, when BOUNCED
     event_at: float | None = None  # the time of the webhook event behind its status
     reason_code: str | None = None  # the provider's reason (an SMTP status, a bounce subtype)
+
+
+class ClaimVerdict(enum.StrEnum):
+    CLAIMED = "CLAIMED"  # ours to send
+    SENT = "SENT"  # already sent: delete without sending
+    ERROR = "ERROR"  # already failed for good: delete without sending
+    DEAD_LETTER = "DEAD_LETTER"  # failed for good; its DLQ copy may be missing: copy, then delete
+    BUSY = "BUSY"  # another worker is sending it right now: leave it on the queue
+    FAILED = "FAILED"  # Redis could not claim this record (an error about its key): retry later
+    SUPPRESSED = "SUPPRESSED"  # a recipient is suppressed: now ERROR `suppressed`; delete
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    message_id: str
+    verdict: ClaimVerdict
+    attempts: int  # attempts already recorded before this one
+    busy_for: float = 0.0  # seconds left on another owner's lease, when BUSY
+    reason: str = ""  # why, when DEAD_LETTER (the recorded error) or FAILED (the Redis error)
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRequest:
+    message_id: str
+    owner: str
+    batch_id: str | None = None
+    created_at: float | None = None  # epoch seconds, 0 to MAX_TIMESTAMP
+    recipients: tuple[str, ...] = ()  # every to, cc and bcc: checked against the suppression list
+
+    def __post_init__(self) -> None:
+        """Refuse a time the record cannot hold as integer milliseconds (NaN and inf too)."""
+        if self.created_at is not None and not 0 <= self.created_at <= MAX_TIMESTAMP:
+            raise MessageError("created_at", "out of the ledger's range")
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    message_id: str
+    owner: str
+    status: RecordStatus  # SENT, QUEUED (retry) or ERROR (final)
+    provider: str | None = None
+    provider_message_id: str | None = None
+    error: str | None = None
+    count_attempt: bool = True
+    ambiguous_via: str | None = None
+    dead_letter: bool = False  # an ERROR that goes to the dead-letter queue
+
+
+class SettleVerdict(enum.StrEnum):
+    OK = "OK"
+    SENT = "SENT"  # it was already SENT: nothing changed
+    STALE = "STALE"  # our claim passed to another owner: leave the message alone
+    FAILED = "FAILED"  # Redis could not write this record (an error about its key)
+
+
+@dataclass(frozen=True, slots=True)
+class Settled:
+    message_id: str
+    verdict: SettleVerdict
+    attempts: int
+    error: str = ""  # the Redis error, when FAILED
 
 
 def parse_record(message_id: str, raw: dict[bytes | str, bytes | str]) -> Record | None:

@@ -2,8 +2,15 @@
 moto_server (SQS and SES), fauxqs when installed, and the fake providers of dispatcher.dev.fakes.
 
 redis_server  session   `RedisServer` (dispatcher.dev.stack) on a free port, no persistence
-redis_url     function  its URL, after FLUSHALL: every test starts from an empty Redis
-redis         function  `redis.asyncio.Redis` on redis_url, closed after the test
+redis_cluster_servers   session   a three-primary `RedisCluster` (dispatcher.dev.stack), started
+                        by the first test that asks for it
+redis_target  function  `RedisTarget(url, cluster)`, flushed: one Redis, or the cluster for a
+                        test marked `redis_targets("single", "cluster")` (a module's
+                        `pytestmark` or the test's own; the closest mark wins), which then runs
+                        once on each; tests pass `cluster=redis_target.cluster` to settings
+redis_url     function  redis_target's URL: every test starts from an empty Redis
+redis         function  a client of redis_target (`Redis`, or `open_redis`'s `RedisCluster` on
+                        the cluster; tests/redis_targets.py), closed after the test
 moto_server   session   one moto_server (SQS + SES, recording on)
 moto          function  moto_server, reset, with the AWS test credentials in the environment
 fauxqs        session   `Fauxqs` (dispatcher.dev.stack); the test is skipped if not installed
@@ -32,8 +39,6 @@ from typing import Any
 import aiohttp
 import pytest
 from botocore.exceptions import ClientError
-from redis import Redis as SyncRedis
-from redis.asyncio import Redis
 
 from dispatcher.dev.fakes.mailgun import FakeMailgun
 from dispatcher.dev.fakes.moto import MotoServer, aws_env
@@ -43,10 +48,13 @@ from dispatcher.dev.stack import (
     AWS_CREDENTIALS,
     Fauxqs,
     QueuePair,
+    RedisCluster,
     RedisServer,
     create_queue_pair,
     sqs_client,
 )
+from dispatcher.scripts import RedisClient
+from tests.support.redis_targets import REDIS_TARGETS, RedisTarget
 
 SQS_BACKEND_ENV = "DEVSTACK_TEST_SQS"  # "moto" (default) or "fauxqs"
 
@@ -68,16 +76,48 @@ def redis_server() -> Iterator[RedisServer]:
         yield server
 
 
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    with SyncRedis.from_url(redis_server.url) as client:
-        client.flushall()
-    return redis_server.url
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "redis_targets(*kinds): run the test on each of single and cluster"
+    )
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test marked `redis_targets(...)` that uses Redis runs once per kind named."""
+    mark = metafunc.definition.get_closest_marker("redis_targets")
+    if mark is None or "redis_target" not in metafunc.fixturenames:
+        return
+    unknown = set(mark.args) - set(REDIS_TARGETS)
+    if unknown:
+        raise pytest.UsageError(f"redis_targets: unknown {sorted(unknown)}: use {REDIS_TARGETS}")
+    metafunc.parametrize("redis_target", mark.args, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_servers() -> Iterator[RedisCluster]:
+    with RedisCluster() as servers:
+        yield servers
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url)
+def redis_target(request: pytest.FixtureRequest, redis_server: RedisServer) -> RedisTarget:
+    if getattr(request, "param", "single") == "single":
+        target = RedisTarget(redis_server.url, cluster=False)
+    else:
+        servers: RedisCluster = request.getfixturevalue("redis_cluster_servers")
+        target = RedisTarget(servers.url, cluster=True)
+    target.flush()
+    return target
+
+
+@pytest.fixture
+def redis_url(redis_target: RedisTarget) -> str:
+    return redis_target.url
+
+
+@pytest.fixture
+async def redis(redis_target: RedisTarget) -> AsyncIterator[RedisClient]:
+    client = redis_target.client()
     try:
         yield client
     finally:

@@ -30,12 +30,11 @@ from dispatcher.health.base import (
     ProbeGrant,
     ProviderHealth,
     RateGrant,
-    batch_providers,
-    hist_bucket,
     jitter_draws,
     rate_params,
     with_override,
 )
+from dispatcher.health.tally import tally
 from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load, run_batch
 from strategies.base import Circuit
 
@@ -49,11 +48,6 @@ _SNAPSHOT_WIDTH = 12 + 6 + len(HIST_BOUNDS_MS)
 
 def _ms(seconds: float) -> str:
     return repr(seconds * 1000)
-
-
-def _window_params(b: BreakerSettings) -> list[str | int]:
-    """One provider's ARGV block of health_record.lua."""
-    return [_ms(b.slow_call_seconds), round(b.open_max_seconds * 1000)]
 
 
 def _breaker_params(b: BreakerSettings, draw: float) -> list[str | int]:
@@ -106,30 +100,32 @@ class RedisHealth:
         return str(int(self._clock() * 1000)) if self._clock else ""
 
     async def record(self, observations: Sequence[Observation]) -> None:
-        """Count every outcome and move the breakers, in one round trip."""
+        """Count every outcome and move the breakers, in one round trip: the outcomes are
+        folded per provider first (`dispatcher.health.tally`), so Redis applies counts."""
         if not observations:
             return
-        now, names = self._now(), batch_providers(observations)
-        index = {name: str(i) for i, name in enumerate(names, 1)}
+        slow_ms = {name: s.breaker.slow_call_seconds * 1000 for name, s in self._settings.items()}
+        tallies = tally(observations, slow_ms)
+        now, hist = self._now(), len(HIST_BOUNDS_MS)
         win_keys: list[str] = []
         win_args: list[str | int] = [now, self._bucket, self._buckets, self._tau]
-        win_args += [STATE_TTL_SECONDS, len(names)]
+        win_args += [STATE_TTL_SECONDS, hist]
         brk_keys: list[str] = []
-        brk_args: list[str | int] = [now, self._bucket, self._buckets, len(names), repr(JITTER)]
-        for name, draw in zip(names, jitter_draws(names, self._rng), strict=True):
+        brk_args: list[str | int] = [now, self._bucket, self._buckets, repr(JITTER)]
+        for (name, t), draw in zip(
+            tallies.items(), jitter_draws(list(tallies), self._rng), strict=True
+        ):
             window, state = (
                 keys.health_window(self._prefix, name),
                 keys.health_state(self._prefix, name),
             )
+            breaker = self._settings[name].breaker
             win_keys += [window, state]
             brk_keys += [window, state, keys.health_permits(self._prefix, name)]
-            win_args += _window_params(self._settings[name].breaker)
-            brk_args += _breaker_params(self._settings[name].breaker, draw)
-        for o in observations:
-            latency = o.latency_ms
-            retry = "" if o.retry_after is None else str(round(o.retry_after * 1000))
-            win_args += [index[o.provider], o.kind, latency, hist_bucket(latency), retry]
-            brk_args += [index[o.provider], o.kind, latency, o.generation, o.permit or ""]
+            win_args += [round(breaker.open_max_seconds * 1000), *t.window.args()]
+            brk_args += _breaker_params(breaker, draw)
+            brk_args += [len(t.permits), *t.permits, len(t.runs)]
+            brk_args += [part for run in t.runs for part in run]
 
         def build(pipe: AnyPipeline) -> None:
             RECORD.queue(pipe, win_keys, win_args)

@@ -4,7 +4,7 @@ and a worker end to end with `[redis] cluster = true`."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -28,10 +28,9 @@ from tests.support.harness import enqueue, eventually, running, settings, status
 from tests.support.health import PROVIDERS, ROUTING
 
 
-@pytest.fixture(scope="module")
-def cluster_servers() -> Iterator[ClusterServers]:
-    with ClusterServers() as servers:
-        yield servers
+@pytest.fixture
+def cluster_servers(redis_cluster_servers: ClusterServers) -> ClusterServers:
+    return redis_cluster_servers  # the session's cluster (tests/conftest.py)
 
 
 @pytest.fixture

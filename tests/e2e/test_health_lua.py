@@ -38,10 +38,15 @@ from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import SCRIPTS, RedisHealth
 from dispatcher.health.resilient import ResilientHealth
 from dispatcher.health.view import routing_snapshot, view
+from dispatcher.scripts import RedisClient
 from providers.base import Outcome, Status
 from strategies.base import Circuit
 from tests.support.clock import START, Clock
 from tests.support.health import BREAKER, PROVIDERS, ROUTING
+from tests.support.redis_targets import RedisTarget
+
+# The tests that take `redis` run on one Redis and on the cluster (tests/conftest.py).
+pytestmark = pytest.mark.redis_targets("single", "cluster")
 
 STATUS = {
     "S": Status.SENT,
@@ -94,12 +99,17 @@ def clock() -> Clock:
     return Clock()
 
 
-@pytest.fixture(params=["redis", "local"])
+@pytest.fixture(params=["redis", "cluster", "local"])
 async def make(request: pytest.FixtureRequest, clock: Clock) -> AsyncIterator[Make]:
-    """Builds the store under test; every store of one test shares one Redis and one clock."""
-    client = (
-        Redis.from_url(request.getfixturevalue("redis_url")) if request.param == "redis" else None
-    )
+    """Builds the store under test (on one Redis, on the three-primary cluster, or in memory);
+    every store of one test shares one Redis and one clock."""
+    client: RedisClient | None = None
+    if request.param == "redis":
+        client = Redis.from_url(request.getfixturevalue("redis_url"))
+    elif request.param == "cluster":
+        target = RedisTarget(request.getfixturevalue("redis_cluster_servers").url, cluster=True)
+        target.flush()
+        client = target.client()
 
     def build(
         providers: tuple[ProviderSettings, ...] = PROVIDERS, rng: random.Random | None = None
@@ -528,6 +538,7 @@ def counting_client(url: str) -> tuple[Redis, list[list[str]]]:
     return Redis.from_url(url, connection_class=Counting), trips
 
 
+@pytest.mark.redis_targets("single")  # counts the commands of one connection
 async def test_each_call_is_one_round_trip_of_evalsha(redis_url: str, clock: Clock) -> None:
     client, trips = counting_client(redis_url)
     try:

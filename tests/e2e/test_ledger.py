@@ -1,11 +1,14 @@
-"""Ledger scripts on a real Redis: claims, leases, settle fencing, extend and release."""
+"""Ledger scripts on a real Redis and on a three-primary cluster: claims, leases, settle fencing,
+extend and release, index trimming."""
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import Redis
 
 from dispatcher import keys
 from dispatcher.ledger import (
+    TRIM_EVERY_SECONDS,
     ClaimRequest,
     ClaimVerdict,
     Ledger,
@@ -14,6 +17,8 @@ from dispatcher.ledger import (
     SettleVerdict,
 )
 from tests.support.clock import Clock
+
+pytestmark = pytest.mark.redis_targets("single", "cluster")
 
 
 def ledger(redis: Redis, clock: Clock | None = None) -> Ledger:
@@ -184,3 +189,68 @@ async def test_a_lapsed_claim_taken_over_is_marked_ambiguous_and_a_live_one_is_b
     record = await book.get("m-1")
     assert record is not None
     assert record.ambiguous_via == ("unknown",)
+
+
+async def members(redis: Redis, ids: list[str], status: str) -> set[str]:
+    """Which of `ids` the `all` index and the `status` index of their shards still hold."""
+    held = set()
+    for i in ids:
+        shard = keys.shard_of(i)
+        in_all = await redis.zscore(keys.index_all("t:", shard), i) is not None
+        in_status = await redis.zscore(keys.index_status("t:", shard, status), i) is not None
+        if in_all or in_status:
+            held.add(i)
+    return held
+
+
+async def test_claims_trim_each_shard_once_per_interval_and_the_retention_still_holds(
+    redis: Redis,
+) -> None:
+    clock, ttl = Clock(), 10  # a retention shorter than the interval shows the lag's bound
+    book = Ledger(redis, "t:", ttl_seconds=ttl, clock=clock)
+    first = [f"a-{n}" for n in range(64)]  # every shard
+    await book.claim([ClaimRequest(i, "o") for i in first], 5)
+    clock.now += ttl + 1  # `first` is past the retention, but no shard is due a trim yet
+    second = [f"b-{n}" for n in range(64)]
+    await book.claim([ClaimRequest(i, "o") for i in second], 5)
+    assert await members(redis, first, "SENDING") == set(first)
+    clock.now = Clock().now + TRIM_EVERY_SECONDS  # every shard is due: one trim each
+    third = [f"c-{n}" for n in range(64)]
+    await book.settle([Settlement(i, "o", RecordStatus.SENT, "ses") for i in third])
+    assert await members(redis, first + second, "SENDING") == set()
+    assert await members(redis, third, "SENT") == set(third)
+    for shard in {keys.shard_of(i) for i in third}:
+        expires = await redis.ttl(keys.index_all("t:", shard))
+        assert ttl < expires <= ttl + TRIM_EVERY_SECONDS  # alive until the next trim is due
+
+
+async def test_a_record_expires_from_its_creation_and_a_settle_writes_one_hash(
+    redis: Redis,
+) -> None:
+    clock = Clock()
+    book = ledger(redis, clock)
+    await book.claim([ClaimRequest("m-1", "o1", created_at=clock.now - 5)], 30)
+    await redis.expire(keys.message("t:", "m-1"), 100)  # as if created 3500 s ago
+    await book.settle([Settlement("m-1", "o1", RecordStatus.SENT, "ses", "p-1", error=None)])
+    assert 0 < await redis.ttl(keys.message("t:", "m-1")) <= 100  # the settle kept it
+    record = await book.get("m-1")
+    assert record is not None
+    assert (record.status, record.attempts, record.provider_message_id) == ("SENT", 1, "p-1")
+    [again] = await book.claim([ClaimRequest("m-1", "o2")], 30)
+    assert again.verdict is ClaimVerdict.SENT
+
+
+@pytest.mark.redis_targets("single")  # reads one server's INFO commandstats
+async def test_a_batch_is_one_script_call_and_a_bad_record_fails_alone(redis: Redis) -> None:
+    book = ledger(redis)
+    await book.load_scripts()
+    await redis.set(keys.message("t:", "m-bad"), "not a hash")
+    ids = [f"m-{i}" for i in range(9)] + ["m-bad"]
+    await redis.config_resetstat()
+    claims = await book.claim([ClaimRequest(i, "o") for i in ids], 30)
+    settled = await book.settle([Settlement(i, "o", RecordStatus.SENT, "ses") for i in ids])
+    stats = await redis.info("commandstats")
+    assert stats["cmdstat_evalsha"]["calls"] == 2  # one claim call, one settle call
+    assert [c.verdict for c in claims] == [ClaimVerdict.CLAIMED] * 9 + [ClaimVerdict.FAILED]
+    assert [s.verdict for s in settled] == [SettleVerdict.OK] * 9 + [SettleVerdict.FAILED]
+    assert "WRONGTYPE" in settled[-1].error

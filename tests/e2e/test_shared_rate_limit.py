@@ -1,4 +1,5 @@
-"""One provider rate limit shared by two `dispatcher run` processes (GCRA in Redis).
+"""One provider rate limit shared by two `dispatcher run` processes (GCRA in Redis), on one
+Redis and on a three-primary cluster.
 
 Two real worker processes consume one fauxqs queue through one Redis and send to one fake
 SendGrid limited to `RATE` sends per second with a burst of `BURST`. The fake's accept times
@@ -29,10 +30,13 @@ from tests.support.clock import Clock
 from tests.support.configs import CONFIG
 from tests.support.harness import drain_queue, enqueue, eventually, records, start_dispatcher
 from tests.support.health import PROVIDERS, ROUTING
+from tests.support.redis_targets import RedisTarget
 
 RATE = 40  # sends per second, across both processes
 BURST = 5
 COUNT = 360  # ~9 s at RATE
+
+pytestmark = pytest.mark.redis_targets("single", "cluster")
 
 
 @pytest.mark.parametrize("kind", ["redis", "local"])
@@ -88,19 +92,20 @@ async def test_two_processes_share_one_rate_limit(
     sqs: Any,
     queues: QueuePair,
     redis: Redis,
-    redis_url: str,
+    redis_target: RedisTarget,
     sqs_endpoint: str,
     tmp_path: Path,
 ) -> None:
     ids = [f"msg-{i:05d}" for i in range(COUNT)]
     async with FakeSendGrid() as sg:
         config = tmp_path / "dispatcher.toml"
-        config.write_text(
-            CONFIG.format(
-                url=queues.url, endpoint=sqs_endpoint, redis=redis_url, sendgrid=sg.base_url
-            )
-            + f"rate_limit = {RATE}\nburst = {BURST}\n"  # on the one provider, last in CONFIG
+        toml = CONFIG.format(
+            url=queues.url, endpoint=sqs_endpoint, redis=redis_target.url, sendgrid=sg.base_url
         )
+        if redis_target.cluster:
+            toml = toml.replace("[redis]\n", "[redis]\ncluster = true\n")
+        # the limit goes on the one provider, last in CONFIG
+        config.write_text(toml + f"rate_limit = {RATE}\nburst = {BURST}\n")
         logs = [tmp_path / "worker-a.log", tmp_path / "worker-b.log"]
         workers = [await start_dispatcher(config, sg.api_key, log) for log in logs]
         try:

@@ -1,10 +1,12 @@
-"""The worker end to end: moto SQS, real Redis, fake SendGrid and Mailgun, moto SES."""
+"""The worker end to end: moto SQS, real Redis, fake SendGrid and Mailgun, moto SES. Every test
+but the thousand-message one runs on one Redis and on a three-primary cluster."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from dispatcher.dev.fakes import FakeMailgun, FakeSendGrid, MotoServer
@@ -25,17 +27,22 @@ from tests.support.harness import (
     settings,
 )
 from tests.support.providers import verify_identity
+from tests.support.redis_targets import RedisTarget
+
+pytestmark = pytest.mark.redis_targets("single", "cluster")
 
 
 def settled(worker: Worker, count: int) -> Callable[[], bool]:
     return lambda: worker.stats.settled == count
 
 
+@pytest.mark.redis_targets("single")  # 40 s: the cluster runs the shorter ones below
 async def test_a_thousand_messages_are_each_delivered_exactly_once(
     sqs: Any,
     queues: QueuePair,
     redis: Redis,
     redis_url: str,
+    redis_target: RedisTarget,
     moto: MotoServer,
     sqs_endpoint: str,
 ) -> None:
@@ -51,6 +58,7 @@ async def test_a_thousand_messages_are_each_delivered_exactly_once(
             [sendgrid(sg), mailgun(mg), ses(moto)],
             strategy="round_robin",
             max_in_flight=64,
+            cluster=redis_target.cluster,
         )
         async with running(config) as worker:
             await eventually(lambda: worker.stats.settled >= count, 240, "1000 settled")
@@ -67,7 +75,12 @@ async def test_a_thousand_messages_are_each_delivered_exactly_once(
 
 
 async def test_a_redelivery_to_another_worker_mid_send_does_not_send_twice(
-    sqs: Any, queues: QueuePair, redis: Redis, redis_url: str, sqs_endpoint: str
+    sqs: Any,
+    queues: QueuePair,
+    redis: Redis,
+    redis_url: str,
+    redis_target: RedisTarget,
+    sqs_endpoint: str,
 ) -> None:
     ids = [f"msg-{i:05d}" for i in range(5)]
     await enqueue(sqs, queues.url, [email_doc(i) for i in range(5)])
@@ -76,9 +89,22 @@ async def test_a_redelivery_to_another_worker_mid_send_does_not_send_twice(
         providers = [sendgrid(sg, timeout_seconds=60)]
         # The first worker can hold exactly five, so the redeliveries go to the second.
         full = settings(
-            queues.url, sqs_endpoint, redis_url, providers, visibility_timeout=10, max_in_flight=5
+            queues.url,
+            sqs_endpoint,
+            redis_url,
+            providers,
+            visibility_timeout=10,
+            max_in_flight=5,
+            cluster=redis_target.cluster,
         )
-        other = settings(queues.url, sqs_endpoint, redis_url, providers, visibility_timeout=10)
+        other = settings(
+            queues.url,
+            sqs_endpoint,
+            redis_url,
+            providers,
+            visibility_timeout=10,
+            cluster=redis_target.cluster,
+        )
         async with running(full) as first:
             await eventually(lambda: len(first.in_flight) == 5, 30, "five sends in flight")
             async with running(other) as second:
@@ -97,7 +123,12 @@ async def test_a_redelivery_to_another_worker_mid_send_does_not_send_twice(
 
 
 async def test_a_redelivery_to_the_same_worker_keeps_the_newest_receipt(
-    sqs: Any, queues: QueuePair, redis: Redis, redis_url: str, sqs_endpoint: str
+    sqs: Any,
+    queues: QueuePair,
+    redis: Redis,
+    redis_url: str,
+    redis_target: RedisTarget,
+    sqs_endpoint: str,
 ) -> None:
     await enqueue(sqs, queues.url, [email_doc(1)])
     async with FakeSendGrid() as sg:
@@ -108,6 +139,7 @@ async def test_a_redelivery_to_the_same_worker_keeps_the_newest_receipt(
             redis_url,
             [sendgrid(sg, timeout_seconds=60)],
             visibility_timeout=10,
+            cluster=redis_target.cluster,
         )
         async with running(config) as worker:
             await eventually(lambda: len(worker.in_flight) == 1, 30, "send in flight")
@@ -128,6 +160,7 @@ async def test_poison_messages_go_to_the_dead_letter_queue_with_a_reason(
     queues: QueuePair,
     redis: Redis,
     redis_url: str,
+    redis_target: RedisTarget,
     sqs_endpoint: str,
 ) -> None:
     bodies: list[dict[str, Any] | bytes] = [
@@ -139,7 +172,9 @@ async def test_poison_messages_go_to_the_dead_letter_queue_with_a_reason(
     ]
     await enqueue(sqs, queues.url, bodies)
     async with FakeSendGrid() as sg:
-        config = settings(queues.url, sqs_endpoint, redis_url, [sendgrid(sg)])
+        config = settings(
+            queues.url, sqs_endpoint, redis_url, [sendgrid(sg)], cluster=redis_target.cluster
+        )
         async with running(config) as worker:
             await eventually(
                 lambda: worker.stats.poison == 4 and worker.stats.sent == 1, 30, "poison handled"
@@ -160,10 +195,17 @@ async def test_rejected_is_final_while_throttled_and_down_fail_over(
     queues: QueuePair,
     redis: Redis,
     redis_url: str,
+    redis_target: RedisTarget,
     sqs_endpoint: str,
 ) -> None:
     async with FakeSendGrid() as sg, FakeMailgun() as mg:
-        config = settings(queues.url, sqs_endpoint, redis_url, [sendgrid(sg), mailgun(mg)])
+        config = settings(
+            queues.url,
+            sqs_endpoint,
+            redis_url,
+            [sendgrid(sg), mailgun(mg)],
+            cluster=redis_target.cluster,
+        )
         async with running(config) as worker:
             # The throttle comes last: a 429 also shifts load away for its reset period.
             for index, fault in enumerate(("reject", "down", "throttle")):
@@ -194,13 +236,19 @@ async def test_all_down_retries_with_backoff_then_dead_letters(
     queues: QueuePair,
     redis: Redis,
     redis_url: str,
+    redis_target: RedisTarget,
     sqs_endpoint: str,
 ) -> None:
     async with FakeSendGrid() as sg, FakeMailgun() as mg:
         sg.faults.fail(503)
         mg.faults.fail(502)
         config = settings(
-            queues.url, sqs_endpoint, redis_url, [sendgrid(sg), mailgun(mg)], max_attempts=3
+            queues.url,
+            sqs_endpoint,
+            redis_url,
+            [sendgrid(sg), mailgun(mg)],
+            max_attempts=3,
+            cluster=redis_target.cluster,
         )
         await enqueue(sqs, queues.url, [email_doc(7)])
         async with running(config) as worker:
@@ -222,12 +270,17 @@ async def test_ambiguous_timeouts_are_recorded_and_retried(
     queues: QueuePair,
     redis: Redis,
     redis_url: str,
+    redis_target: RedisTarget,
     sqs_endpoint: str,
 ) -> None:
     async with FakeSendGrid() as sg, FakeMailgun() as mg:
         sg.faults.hang(count=1)
         config = settings(
-            queues.url, sqs_endpoint, redis_url, [sendgrid(sg, timeout_seconds=0.5), mailgun(mg)]
+            queues.url,
+            sqs_endpoint,
+            redis_url,
+            [sendgrid(sg, timeout_seconds=0.5), mailgun(mg)],
+            cluster=redis_target.cluster,
         )
         await enqueue(sqs, queues.url, [email_doc(8)])
         async with running(config) as worker:
@@ -243,7 +296,12 @@ async def test_ambiguous_timeouts_are_recorded_and_retried(
 
 
 async def test_sends_unfinished_at_the_drain_deadline_are_handed_back(
-    sqs: Any, queues: QueuePair, redis: Redis, redis_url: str, sqs_endpoint: str
+    sqs: Any,
+    queues: QueuePair,
+    redis: Redis,
+    redis_url: str,
+    redis_target: RedisTarget,
+    sqs_endpoint: str,
 ) -> None:
     ids = [f"msg-{i:05d}" for i in range(3)]
     await enqueue(sqs, queues.url, [email_doc(i) for i in range(3)])
@@ -255,6 +313,7 @@ async def test_sends_unfinished_at_the_drain_deadline_are_handed_back(
             redis_url,
             [sendgrid(sg, timeout_seconds=60)],
             drain_seconds=0.5,
+            cluster=redis_target.cluster,
         )
         async with running(config) as worker:
             await eventually(lambda: len(worker.in_flight) == 3, 30, "three in flight")
