@@ -61,6 +61,7 @@ class Claim:
     attempts: int  # attempts already recorded before this one
     busy_for: float = 0.0  # seconds left on another owner's lease, when BUSY
     reason: str = ""  # why, when DEAD_LETTER (the recorded error) or FAILED (the Redis error)
+    same_provider: str = ""  # when CLAIMED after an ambiguous outcome under `retry_same`
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +71,7 @@ class ClaimRequest:
     batch_id: str | None = None
     created_at: float | None = None  # epoch seconds, 0 to MAX_TIMESTAMP
     recipients: tuple[str, ...] = ()  # every to, cc and bcc: checked against the suppression list
+    first_choice: str = ""  # the provider planned first: recorded as `via` before the call
 
     def __post_init__(self) -> None:
         """Refuse a time the record cannot hold as integer milliseconds (NaN and inf too)."""
@@ -145,8 +147,15 @@ class Ledger:
     def _keys(self, message_id: str, batch_id: str | None = None) -> list[str]:
         return keys.record_keys(self._prefix, message_id, batch_id)
 
-    async def claim(self, requests: Sequence[ClaimRequest], lease_seconds: float) -> list[Claim]:
-        """Claim every message in one round trip."""
+    async def claim(
+        self,
+        requests: Sequence[ClaimRequest],
+        lease_seconds: float,
+        on_ambiguous: str = "retry_same",
+    ) -> list[Claim]:
+        """Claim every message in one round trip, recording each one's provider (`via`) before
+        it is called; `on_ambiguous` (`dispatch.on_ambiguous`) says what a claim after an
+        ambiguous outcome does (lua/claim.lua)."""
         if not requests:
             return []
         now, lease = self._now(), str(int(lease_seconds * 1000))
@@ -168,6 +177,7 @@ class Ledger:
                     [
                         *(req.owner, now, lease, self._ttl),
                         *(req.batch_id or "", created, req.message_id),
+                        *(req.first_choice, on_ambiguous),
                         *sorted({self._hasher.digest(r) for r in req.recipients}),
                     ],
                 )
@@ -250,6 +260,8 @@ def _claim(message_id: str, reply: Any) -> Claim:
     kind = ClaimVerdict(_text(verdict))
     if kind is ClaimVerdict.BUSY:
         return Claim(message_id, kind, int(attempts), busy_for=int(extra) / 1000)
+    if kind is ClaimVerdict.CLAIMED:
+        return Claim(message_id, kind, int(attempts), same_provider=_text(extra))
     return Claim(message_id, kind, int(attempts), reason=_text(extra))
 
 
