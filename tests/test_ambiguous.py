@@ -154,4 +154,4 @@ async def test_a_worker_killed_mid_send_leaves_the_provider_for_the_next_one(
 
 async def _final(redis: Redis) -> bool:
     raw = await redis.hget(keys.message("t:", MESSAGE_ID), "status")
-    return raw is not None and raw.decode() in FINAL
+    return raw in {status.value.encode() for status in FINAL}
