@@ -3,23 +3,29 @@
 decode   each body into an `Email` and a claim request; a message that cannot be sent is
          dead-lettered alone (the log line and the reason carry no producer data); one this
          worker is already sending keeps its newest receipt
-claim    one Redis round trip for the batch; what is not ours to send is dealt with on the
+claim    one Redis round trip for the batch, each message's planned first choice recorded as the
+         provider it is about to be sent to (`via`); what is not ours to send is dealt with on the
          queue here: already settled (delete), being sent elsewhere (hide for the rest of
          that lease), dead-lettered earlier without a copy (copy, then delete), refused by
          Redis (retry later, then the DLQ after max_receives), addressed to a suppressed
-         recipient (the claim script recorded it ERROR `suppressed`: delete, unsent)
+         recipient (the claim script recorded it ERROR `suppressed`: delete, unsent); a probe
+         permit booked for a message not claimed is handed back; after an ambiguous outcome,
+         under `retry_same`, its route keeps to that provider (`delivery.keep_to`)
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import structlog
 from redis.exceptions import RedisError
 
 from dispatcher.config import DispatchSettings
-from dispatcher.delivery import unfit
+from dispatcher.delivery import keep_to, unfit
+from dispatcher.health.base import Permit
 from dispatcher.in_flight import InFlight
 from dispatcher.ledger import Claim, ClaimRequest, ClaimVerdict, Ledger
 from dispatcher.ledger_gate import LedgerGate
@@ -29,6 +35,9 @@ from dispatcher.settler import Settler
 from dispatcher.slots import Slots
 from dispatcher.stats import Stats
 from providers.base import Provider
+
+if TYPE_CHECKING:
+    from dispatcher.router import Route
 
 log = structlog.get_logger("dispatcher.worker")
 ADMIT_RETRY_SECONDS = 1  # a batch handed back after an unexpected error comes back this soon
@@ -49,6 +58,7 @@ class Claims:
         visibility_timeout: int,
         lease: float,
         owner_prefix: str,
+        release: Callable[[Sequence[Permit]], Awaitable[None]],
     ) -> None:
         self._policy, self._ledger, self._gate, self._settler = policy, ledger, gate, settler
         self._slots, self._stats, self._in_flight = slots, stats, in_flight
@@ -56,31 +66,54 @@ class Claims:
         self._visibility, self._lease = visibility_timeout, lease
         self._owner_prefix = owner_prefix
         self._owners = itertools.count()
+        self._release = release  # hands probe permits back to the health store
 
-    async def claim(self, admitted: list[tuple[InFlight, ClaimRequest]]) -> list[InFlight]:
-        """Claim decoded messages in one Redis round trip; returns those that are ours to send
-        (their `attempts_before` set). The others are dealt with on the queue here; when the
-        ledger cannot be reached, all are handed back and the ledger gate closes."""
+    async def claim(
+        self, admitted: list[tuple[InFlight, ClaimRequest]], routes: Sequence[Route]
+    ) -> list[tuple[InFlight, Route]]:
+        """Claim decoded messages in one Redis round trip, each with its route's first choice;
+        returns those that are ours to send (their `attempts_before` set), with their routes.
+        The others are dealt with on the queue here; when the ledger cannot be reached, all are
+        handed back and the ledger gate closes."""
         if not admitted:
             return []
         fresh = [entry for entry, _ in admitted]
+        requests = [
+            replace(request, first_choice=route.order[0].name if route.order else "")
+            for (_, request), route in zip(admitted, routes, strict=True)
+        ]
         try:
-            claims = await self._ledger.claim([request for _, request in admitted], self._lease)
+            claims = await self._ledger.claim(requests, self._lease, self._policy.on_ambiguous)
         except RedisError as exc:
             log.warning("claim_failed", error=type(exc).__name__, count=len(fresh))
             self._settler.enqueue_visibility([(e.received, 5) for e in fresh])
             self._slots.release(len(fresh))
             self._gate.close()  # nobody receives until Redis answers again
+            await self._unbook([r.permit for r in routes])
             return []
-        claimed: list[InFlight] = []
-        for entry, claim in zip(fresh, claims, strict=True):
+        claimed: list[tuple[InFlight, Route]] = []
+        unused: list[Permit | None] = []
+        for entry, claim, route in zip(fresh, claims, routes, strict=True):
             if claim.verdict is ClaimVerdict.CLAIMED:
                 entry.attempts_before = claim.attempts
-                claimed.append(entry)
+                unused.append(keep_to(route, claim.same_provider, self._providers))
+                claimed.append((entry, route))
             else:
+                unused.append(route.permit)
                 self._slots.release(1)
                 self._unclaimed(entry, claim)
+        await self._unbook(unused)
         return claimed
+
+    async def _unbook(self, booked: Sequence[Permit | None]) -> None:
+        """Hand back the probe permits booked for sends that will not happen (rare: a message
+        not claimed, or kept to another provider, while its first choice was half-open)."""
+        permits = [p for p in booked if p is not None]
+        if permits:
+            try:
+                await self._release(permits)
+            except RedisError as exc:  # they lapse after permit_lease_seconds
+                log.warning("release_permits_failed", error=type(exc).__name__)
 
     def _unclaimed(self, entry: InFlight, claim: Claim) -> None:
         """Act on a message the ledger did not give us to send."""

@@ -55,6 +55,11 @@ __all__ = [  # the settings types live in dispatcher.config_sections; import the
     "parse",
 ]
 ENV_PREFIX = "DISPATCHER_"
+# Keys that were renamed: a setting under the old name is refused with the new one.
+_RENAMED = {
+    "dispatch.retry_ambiguous": 'renamed: use dispatch.on_ambiguous = "retry_same" '
+    '(was true), "fail_over" or "error" (was false)',
+}
 
 
 _BREAKER_KEYS = frozenset(f.name for f in fields(BreakerSettings))
@@ -133,6 +138,10 @@ def parse(doc: Mapping[str, Any]) -> Settings:
         )
     if "queue" not in doc:
         raise ConfigError("queue.url", "is required")
+    for key, reason in _RENAMED.items():
+        section, name = key.split(".")
+        if isinstance(doc.get(section), dict) and name in doc[section]:
+            raise ConfigError(key, reason)
     sections = {name: _build(cls, doc.get(name, {}), name) for name, cls in _SECTIONS.items()}
     providers = _providers(doc.get("providers", []), sections["breaker"])
     api: ApiSettings = sections["api"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dispatcher.config_sections import BreakerSettings, ConfigError, Settings
+from dispatcher.config_sections import AMBIGUOUS_POLICIES, BreakerSettings, ConfigError, Settings
 
 
 def check(settings: Settings) -> None:
@@ -44,6 +44,11 @@ def _check_dispatch(settings: Settings) -> None:
     _require(d.record_ttl_days >= 1, "dispatch.record_ttl_days", "must be >= 1")
     _require(d.max_receives > d.max_attempts, "dispatch.max_receives", "must be > max_attempts")
     _require(bool(d.journal_path), "dispatch.journal_path", "is required")
+    _require(
+        d.on_ambiguous in AMBIGUOUS_POLICIES,
+        "dispatch.on_ambiguous",
+        f"must be one of {', '.join(AMBIGUOUS_POLICIES)}",
+    )
     _require(
         settings.log.level in ("debug", "info", "warning", "error"),
         "log.level",

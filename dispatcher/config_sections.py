@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from dispatcher.config_feedback import SuppressionSettings, WebhookSettings
 
@@ -13,6 +14,17 @@ class ConfigError(ValueError):
     def __init__(self, key: str, reason: str) -> None:
         super().__init__(f"config key {key}: {reason}")
         self.key = key
+
+
+# What the next attempt of a message does after an ambiguous outcome (a timeout, a reset, a
+# 500/504, a worker lost mid-send: the provider may have accepted it). See README "Delivery
+# guarantees".
+AmbiguousPolicy = Literal[
+    "retry_same",  # after the retry delay, to the same provider only (its duplicates stay there)
+    "fail_over",  # after the retry delay, to whichever provider routing picks
+    "error",  # ERROR with the reason, to the dead-letter queue
+]
+AMBIGUOUS_POLICIES: tuple[str, ...] = get_args(AmbiguousPolicy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +54,7 @@ class DispatchSettings:
     max_attempts: int = 5
     drain_seconds: float = 25.0
     pollers: int = 4  # concurrent long-polls; each receives up to 10 messages
-    retry_ambiguous: bool = True  # a timeout may have been accepted: retry (True) or ERROR
+    on_ambiguous: AmbiguousPolicy = "retry_same"  # see AmbiguousPolicy
     backoff_base_seconds: float = 2.0
     backoff_max_seconds: float = 900.0
     record_ttl_days: int = 30  # how long ledger records are kept

@@ -5,8 +5,9 @@ The decision table (see providers/base.py for the outcome vocabulary)::
     SENT                    -> record SENT, delete
     REJECTED                -> record ERROR, delete; never failed over (it would fail anywhere)
     THROTTLED / DOWN        -> try the next provider; when none is left, retry later
-    AMBIGUOUS               -> stop here (another provider could double-send); retry later if
-                               dispatch.retry_ambiguous, else ERROR to the DLQ
+    AMBIGUOUS               -> stop here (another provider could double-send); then, by
+                               dispatch.on_ambiguous: retry later (retry_same: on that provider
+                               only, see `keep_to`; fail_over: on any), or ERROR to the DLQ
     retry with attempts >= max_attempts -> ERROR to the DLQ with the reason
     retry of a message received max_receives times -> ERROR to the DLQ with the reason
 
@@ -115,7 +116,7 @@ def decide(
     if last is not None and last.status is Status.REJECTED:
         reason = f"rejected by {last.provider}: {last.error}"
         return Decision(RecordStatus.ERROR, Action.DELETE, tried, reason=reason)
-    if last is not None and last.status is Status.AMBIGUOUS and not policy.retry_ambiguous:
+    if last is not None and last.status is Status.AMBIGUOUS and policy.on_ambiguous == "error":
         reason = f"ambiguous via {last.provider}: {last.error}"
         return Decision(RecordStatus.ERROR, Action.DEAD_LETTER, tried, reason=reason)
     return _retry(tried, attempts_before, policy, rng)
@@ -136,6 +137,23 @@ def bound_receives(decision: Decision, receives: int, policy: DispatchSettings) 
         reason=f"max_receives {policy.max_receives} reached; last {decision.reason}",
         delay=0,
     )
+
+
+def keep_to(route: Route, provider: str, configured: Sequence[Provider]) -> Permit | None:
+    """Under `retry_same`, after an ambiguous outcome via `provider` (the claim said so): the
+    route goes to that provider only, admitted as a failover is (a closed circuit and a rate
+    token), or to none while it cannot take the send (retried later). The probe permit booked
+    for the planned first choice is returned, for the caller to hand back. A route stays as
+    planned when `provider` is "" or no longer configured."""
+    if not provider or all(p.name != provider for p in configured):
+        return None
+    if route.order and route.order[0].name == provider:  # planned so: keep what it booked
+        route.order = route.order[:1]
+        return None
+    dropped = route.permit
+    route.order = [p for p in route.order if p.name == provider]
+    route.first_admitted, route.permit, route.delay = False, None, 0.0
+    return dropped
 
 
 def unfit(email: Email, providers: Sequence[Provider]) -> bool:

@@ -111,8 +111,15 @@ class Ledger:
     def _keys(self, message_id: str, batch_id: str | None = None) -> list[str]:
         return keys.record_keys(self._prefix, message_id, batch_id)
 
-    async def claim(self, requests: Sequence[ClaimRequest], lease_seconds: float) -> list[Claim]:
-        """Claim every message in one round trip (one script call per group, `_groups`)."""
+    async def claim(
+        self,
+        requests: Sequence[ClaimRequest],
+        lease_seconds: float,
+        on_ambiguous: str = "retry_same",
+    ) -> list[Claim]:
+        """Claim every message in one round trip (one script call per group, `_groups`),
+        recording each one's planned provider (`via`) before it is called; `on_ambiguous`
+        (`dispatch.on_ambiguous`) says what a claim after an ambiguous outcome does."""
         if not requests:
             return []
         now, lease = self._now(), str(int(lease_seconds * 1000))
@@ -121,7 +128,7 @@ class Ledger:
         def build(pipe: AnyPipeline) -> None:
             for group in groups:
                 script_keys: list[str] = []
-                args: list[str | int | bytes] = [now, lease, self._ttl]
+                args: list[str | int | bytes] = [now, lease, self._ttl, on_ambiguous]
                 for i in group:
                     self._claim_parts(requests[i], script_keys, args)
                 CLAIM.queue(pipe, script_keys, args)
@@ -140,7 +147,7 @@ class Ledger:
         created = "" if req.created_at is None else str(int(req.created_at * 1000))
         hashes = sorted({self._hasher.digest(r) for r in req.recipients})
         args += [req.owner, req.batch_id or "", created, req.message_id, self._trim_due(shard)]
-        args += [len(hashes), *hashes]
+        args += [req.first_choice, len(hashes), *hashes]
 
     async def settle(self, settlements: Sequence[Settlement]) -> list[Settled]:
         """Record every outcome in one round trip (one script call per group, `_groups`)."""
@@ -252,6 +259,8 @@ def _claim(message_id: str, reply: Any) -> Claim:
         return Claim(message_id, kind, int(attempts), busy_for=int(extra) / 1000)
     if kind is ClaimVerdict.FAILED:  # an error about this record, caught in the script
         return Claim(message_id, kind, 0, reason=_error(ResponseError(_text(extra))))
+    if kind is ClaimVerdict.CLAIMED:
+        return Claim(message_id, kind, int(attempts), same_provider=_text(extra))
     return Claim(message_id, kind, int(attempts), reason=_text(extra))
 
 

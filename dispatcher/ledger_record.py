@@ -58,6 +58,7 @@ class Claim:
     attempts: int  # attempts already recorded before this one
     busy_for: float = 0.0  # seconds left on another owner's lease, when BUSY
     reason: str = ""  # why, when DEAD_LETTER (the recorded error) or FAILED (the Redis error)
+    same_provider: str = ""  # when CLAIMED after an ambiguous outcome under `retry_same`
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,7 @@ class ClaimRequest:
     batch_id: str | None = None
     created_at: float | None = None  # epoch seconds, 0 to MAX_TIMESTAMP
     recipients: tuple[str, ...] = ()  # every to, cc and bcc: checked against the suppression list
+    first_choice: str = ""  # the provider planned first: recorded as `via` before the call
 
     def __post_init__(self) -> None:
         """Refuse a time the record cannot hold as integer milliseconds (NaN and inf too)."""

@@ -149,12 +149,23 @@ class Router:
         return self._hint.seconds(self._report, self.health.held())
 
     async def plan(self, count: int, sizes: Sequence[int] = ()) -> list[Route]:
-        """Orders for `count` messages, with their first choices' permits and tokens. Given
-        `sizes` (bytes, one per message), a provider too small for a message is left out of
-        its order. A permit that no route uses is released before this returns."""
-        snapshot = self.snapshot()
-        circuits = {v.name: v.circuit for v in snapshot.providers}
-        routes = self._orders(snapshot, count, sizes)
+        """Orders for `count` messages, with their first choices' permits and tokens (`orders`,
+        then `book`)."""
+        routes = self.orders(count, sizes)
+        await self.book(routes)
+        return routes
+
+    def orders(self, count: int, sizes: Sequence[int] = ()) -> list[Route]:
+        """The strategy's order for each of `count` messages, nothing booked yet. Given `sizes`
+        (bytes, one per message), a provider too small for a message is left out of its order."""
+        return self._orders(self.snapshot(), count, sizes)
+
+    async def book(self, routes: Sequence[Route]) -> None:
+        """Take what the first choices of `routes` need: probe permits for half-open providers,
+        then tokens for rate-limited ones (one round trip, when any is needed); a first choice
+        that gets none is dropped. A permit that no route uses is released before this
+        returns."""
+        circuits = {v.name: v.circuit for v in self.snapshot().providers}
         firsts = Counter(r.order[0].name for r in routes if r.order)
         probes = {n for n in firsts if circuits.get(n) is Circuit.HALF_OPEN}
         needed = probes or self._intervals.keys() & firsts.keys()
@@ -170,7 +181,6 @@ class Router:
         unused = [p for left in permits.values() for p in left]
         if unused:
             await self.health.release(unused)
-        return routes
 
     def _orders(self, snapshot: HealthSnapshot, count: int, sizes: Sequence[int]) -> list[Route]:
         """The strategy's order for each message, without the providers too small for it."""

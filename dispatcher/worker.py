@@ -97,6 +97,7 @@ class Worker:
             visibility_timeout=queue.visibility_timeout,
             lease=self._lease,
             owner_prefix=owner_prefix,
+            release=router.health.release,
         )
         self.journal = Journal(Path(policy.journal_path))
 
@@ -212,15 +213,17 @@ class Worker:
         return None
 
     async def _admit(self, admitted: list[tuple[InFlight, ClaimRequest]]) -> None:
-        """Claim decoded messages (1 Redis trip), then start a send task per claimed message.
-        An error from the ledger or the router comes before any is started or put back."""
-        claimed = await self.claims.claim(admitted)
-        if claimed:
-            self.stats.claimed(time.time(), [e.received.sent_at for e in claimed])
+        """Plan a route per decoded message, claim them with their first choices recorded (1
+        Redis trip), then start a send task per claimed message. An error from the ledger or
+        the router comes before any is started or put back."""
+        if admitted:
             await self.router.refresh()
-            routes = await self.router.plan(len(claimed), [e.email.size for e in claimed])
-            for entry, route in zip(claimed, routes, strict=True):
-                self._start(entry, route)
+            routes = await self.router.plan(len(admitted), [e.email.size for e, _ in admitted])
+            claimed = await self.claims.claim(admitted, routes)
+            if claimed:
+                self.stats.claimed(time.time(), [e.received.sent_at for e, _ in claimed])
+                for entry, route in claimed:
+                    self._start(entry, route)
 
     async def _admit_failed(
         self, exc: Exception, admitted: list[tuple[InFlight, ClaimRequest]], backoff: _Backoff

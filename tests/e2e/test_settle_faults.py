@@ -215,7 +215,8 @@ async def test_a_claim_taken_over_from_a_killed_worker_is_recorded_as_ambiguous(
             await eventually(lambda: worker.stats.sent == 1, 60, "taken over after the lease")
     record = await Ledger(redis, "t:", 3600).get("msg-00000")
     assert record is not None
-    assert (record.status, record.ambiguous_via) == (RecordStatus.SENT, ("unknown",))
+    # The claim recorded the provider before the call: the takeover names it.
+    assert (record.status, record.ambiguous_via) == (RecordStatus.SENT, ("sendgrid",))
     # The killed worker's request, released late, may count at the fake as well: the duplicate
     # that `ambiguous_via` accounts for.
     assert {r.dispatcher_id for r in sg.receipts} == {"msg-00000"}

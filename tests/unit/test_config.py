@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -34,14 +35,14 @@ def test_environment_overrides_sections_and_providers(tmp_path: Path) -> None:
     env = {
         "DISPATCHER_CONFIG": str(write(tmp_path, BASE)),
         "DISPATCHER_DISPATCH__MAX_IN_FLIGHT": "128",
-        "DISPATCHER_DISPATCH__RETRY_AMBIGUOUS": "false",
+        "DISPATCHER_DISPATCH__ON_AMBIGUOUS": "fail_over",
         "DISPATCHER_QUEUE__ENDPOINT_URL": "http://127.0.0.1:9324",
         "DISPATCHER_PROVIDERS__MAIL_GUN__API_KEY": "from-env",
         "DISPATCHER_ROUTING__STRATEGY": "round_robin",
     }
     settings = load(environ=env)
     assert settings.dispatch.max_in_flight == 128
-    assert settings.dispatch.retry_ambiguous is False
+    assert settings.dispatch.on_ambiguous == "fail_over"
     assert settings.queue.endpoint_url == "http://127.0.0.1:9324"
     assert expect(settings.provider("mail-gun").options, MailgunOptions).api_key == "from-env"
     assert settings.routing.strategy == "round_robin"
@@ -61,6 +62,10 @@ def test_environment_overrides_sections_and_providers(tmp_path: Path) -> None:
         (("latency_ms = 5", 'latency_ms = 5\ndomain = "x"'), "providers[2].domain"),
         (('name = "dry"', 'name = "sendgrid"'), "providers[2].name"),
         (("[redis]", "[rediss]"), "rediss"),
+        (
+            ("max_in_flight = 64", 'max_in_flight = 64\non_ambiguous = "retry"'),
+            "dispatch.on_ambiguous",
+        ),
     ],
 )
 def test_errors_name_the_key(tmp_path: Path, edit: tuple[str, str], key: str) -> None:
@@ -70,6 +75,23 @@ def test_errors_name_the_key(tmp_path: Path, edit: tuple[str, str], key: str) ->
         load(write(tmp_path, text), environ={})
     assert caught.value.key == key
     assert key in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"text": "max_in_flight = 64\nretry_ambiguous = false"},
+        {"env": {"DISPATCHER_DISPATCH__RETRY_AMBIGUOUS": "true"}},
+    ],
+)
+def test_the_old_retry_ambiguous_key_names_its_replacement(
+    tmp_path: Path, source: dict[str, Any]
+) -> None:
+    text = BASE.replace("max_in_flight = 64", source.get("text", "max_in_flight = 64"))
+    with pytest.raises(ConfigError) as caught:
+        load(write(tmp_path, text), environ=source.get("env", {}))
+    assert caught.value.key == "dispatch.retry_ambiguous"
+    assert "dispatch.on_ambiguous" in str(caught.value)
 
 
 def test_missing_queue_and_providers_are_named(tmp_path: Path) -> None:

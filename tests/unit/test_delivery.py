@@ -8,7 +8,8 @@ import random
 import pytest
 
 from dispatcher.config import DispatchSettings
-from dispatcher.delivery import Action, attempt, backoff
+from dispatcher.config_sections import AmbiguousPolicy
+from dispatcher.delivery import Action, attempt, backoff, keep_to
 from dispatcher.health.base import Observation, Permit
 from dispatcher.ledger import RecordStatus
 from dispatcher.message import Address, Email
@@ -99,10 +100,38 @@ async def test_ambiguous_stops_failover_and_retries_later() -> None:
     assert (decision.status, decision.action) == (RecordStatus.QUEUED, Action.RETRY)
     assert b.received == []
     assert decision.ambiguous_via == "a"
-    strict = DispatchSettings(retry_ambiguous=False)
+    strict = DispatchSettings(on_ambiguous="error")
     only = route(ScriptedProvider("a", [Status.AMBIGUOUS]))
     decision = await attempt(EMAIL, only, GATE, 0, strict, random.Random(1))
     assert (decision.status, decision.action) == (RecordStatus.ERROR, Action.DEAD_LETTER)
+
+
+@pytest.mark.parametrize("policy", ["retry_same", "fail_over"])
+async def test_an_ambiguous_answer_is_retried_after_a_delay_under_both_retry_policies(
+    policy: AmbiguousPolicy,
+) -> None:
+    only = route(ScriptedProvider("a", [Status.AMBIGUOUS]))
+    settings = DispatchSettings(on_ambiguous=policy, backoff_base_seconds=2)
+    decision = await attempt(EMAIL, only, GATE, 0, settings, random.Random(1))
+    assert (decision.action, decision.ambiguous_via) == (Action.RETRY, "a")
+    assert decision.delay >= 1
+
+
+def test_keep_to_sends_to_the_ambiguous_provider_only_or_to_none() -> None:
+    a, b, c = (ScriptedProvider(n) for n in "abc")
+    planned_b = Route([b, a, c], first_admitted=True, delay=0.5)
+    assert keep_to(planned_b, "a", [a, b, c]) is None
+    assert ([p.name for p in planned_b.order], planned_b.first_admitted) == (["a"], False)
+    assert planned_b.delay == 0.0
+    planned_a = Route([a, b], first_admitted=True)
+    keep_to(planned_a, "a", [a, b, c])
+    assert ([p.name for p in planned_a.order], planned_a.first_admitted) == (["a"], True)
+    a_is_open = Route([b, c], first_admitted=True)
+    keep_to(a_is_open, "a", [a, b, c])
+    assert a_is_open.order == []  # no other provider: retried later
+    gone = Route([b, c], first_admitted=True)
+    keep_to(gone, "x", [a, b, c])  # no longer configured: as planned
+    assert [p.name for p in gone.order] == ["b", "c"]
 
 
 async def test_exhausted_retries_then_dead_letter_at_max_attempts() -> None:
