@@ -10,6 +10,8 @@ One rule is active at a time; `latency` adds to every request besides::
     throttle(reset_in=1.0, count=None, fraction=1.0)  429 with the fake's rate-limit headers
     hang(count=None, fraction=1.0)   read the request, answer nothing until release() or clear()
     abort(count=None, fraction=1.0)  read the request, then drop the connection
+    reset(count=None, fraction=1.0)  accept and record the message, then drop the connection
+                                     before answering (the ambiguous case)
     latency(ms)                      delay every request by `ms`
     release()                        let hung requests go on to be handled (and accepted)
     clear()                          no latency, no rule, hung requests released
@@ -37,9 +39,9 @@ from aiohttp.typedefs import Middleware
 from tests.fakes.webhooks import Emitter, WebhookPlan
 
 ThrottleStyle = Literal["ratelimit", "retry-after", "none"]
-Kind = Literal["fail", "throttle", "hang", "abort"]
+Kind = Literal["fail", "throttle", "hang", "abort", "reset"]
 RATE_LIMIT = 600
-_OPS = frozenset({"fail", "throttle", "hang", "abort", "latency", "release", "clear"})
+_OPS = frozenset({"fail", "throttle", "hang", "abort", "reset", "latency", "release", "clear"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,9 @@ class Faults:
 
     def abort(self, count: int | None = None, fraction: float = 1.0) -> None:
         self._set(Rule("abort", count, fraction))
+
+    def reset(self, count: int | None = None, fraction: float = 1.0) -> None:
+        self._set(Rule("reset", count, fraction))
 
     def latency(self, ms: float) -> None:
         self.latency_ms = max(0.0, float(ms))
@@ -268,6 +273,9 @@ class FakeServer:
             await self.faults.hold()
             return self._dropped(request) if self.faults.closing else await handler(request)
         if rule.kind == "abort":
+            return self._dropped(request)
+        if rule.kind == "reset":
+            await handler(request)  # recorded as accepted; the answer never leaves
             return self._dropped(request)
         if rule.kind == "throttle":
             response = self.error_response(429, rule.message or "too many requests", rule.code)
