@@ -26,6 +26,7 @@ from dispatcher.ledger import Ledger
 from dispatcher.ops.metrics import worker_registry
 from dispatcher.ops.probes import serving_probes
 from dispatcher.queue import SqsQueue, resolve_dead_letter_url
+from dispatcher.redis_connection import ClosedTransportSafeConnection
 from dispatcher.router import RATE_AHEAD_SECONDS, Router
 from dispatcher.scripts import RedisClient
 from dispatcher.stats import Stats
@@ -124,7 +125,8 @@ def open_redis(settings: RedisSettings) -> RedisClient:
     limits: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
     if settings.cluster:  # the URL names one node; the client finds the others and the slots
         return RedisCluster.from_url(settings.url, retry=retry, **limits)
-    return Redis.from_url(settings.url, retry=retry, **limits)
+    connection = ClosedTransportSafeConnection  # a write on a reset connection: ConnectionError
+    return Redis.from_url(settings.url, retry=retry, connection_class=connection, **limits)
 
 
 async def warn_if_evicting(redis: RedisClient) -> None:
