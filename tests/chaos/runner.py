@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,9 +57,11 @@ class Phase:
     account: Account
     windows: list[Window]
     depths: tuple[int, int]  # main queue, DLQ, after the accounting read the DLQ
+    injected: dict[str, dict[str, int]]  # per fake: the faults it answered with, by kind
 
     def table(self) -> str:
-        return table(self.account, self.windows)
+        faults = ", ".join(f"{k} {dict(v)}" for k, v in self.injected.items() if v)
+        return f"{table(self.account, self.windows)}\ninjected by the fakes: {faults}"
 
     def failures(self) -> list[str]:
         bad = [f"{self.name}: {f}" for f in self.account.failures()]
@@ -173,6 +176,7 @@ async def run_phase(
     """Put `messages` in while `faults` play; wait for them to settle; account for each."""
     rig, endpoints = stage.rig, stage.endpoints
     offsets = {fake.kind: len(fake.receipts) for fake in rig.fakes.all()}
+    before = {fake.kind: Counter(fake.faults.injected) for fake in rig.fakes.all()}
     load = Load(
         stage.http,
         stage.api_url,
@@ -194,4 +198,5 @@ async def run_phase(
     options.log(f"phase {name}: {'settled' if ok else 'NOT settled'}; accounting")
     volatile = [w for w in windows if "no persistence" in w.name]
     account, depths = await collect(stage, sent, offsets, volatile)
-    return Phase(name, sent, account, windows, depths)
+    injected = {f.kind: dict(f.faults.injected - before[f.kind]) for f in rig.fakes.all()}
+    return Phase(name, sent, account, windows, depths, injected)
