@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiohttp
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from tests.chaos.runner import Options, Phase, Stage, open_rig, run_phase
 from tests.chaos.schedule import MAIN, Fault, schedule_seconds
@@ -30,6 +31,7 @@ class Samples:
     rss_mb: list[float] = field(default_factory=list)  # all workers together
     in_flight: list[float] = field(default_factory=list)
     redis_mb: list[float] = field(default_factory=list)
+    redis_keys_k: list[float] = field(default_factory=list)  # thousands of keys (the records)
 
     def slopes(self) -> dict[str, float]:
         if len(self.minutes) < 3:
@@ -40,6 +42,7 @@ class Samples:
                 ("worker RSS (MB/min)", self.rss_mb),
                 ("in flight (sends/min)", self.in_flight),
                 ("redis used_memory (MB/min)", self.redis_mb),
+                ("redis keys (thousands/min)", self.redis_keys_k),
             )
         }
 
@@ -70,18 +73,25 @@ async def in_flight(http: aiohttp.ClientSession, ports: list[int]) -> float:
     return total
 
 
+async def _redis_memory(port: int) -> tuple[float | None, float | None]:
+    """`used_memory` in MB and thousands of keys; None while Redis is down (a fault)."""
+    redis = Redis(port=port)
+    try:
+        info = await redis.info("memory")
+        return int(info["used_memory"]) / 2**20, await redis.dbsize() / 1000
+    except (OSError, RedisError):
+        return None, None
+    finally:
+        await redis.aclose()
+
+
 async def sample(stage: Stage, samples: Samples, seconds: float, every: float) -> None:
     started = time.monotonic()
     workers = stage.rig.workers
     while (elapsed := time.monotonic() - started) < seconds:
-        redis = Redis(port=stage.rig.redis.port)
-        try:
-            info = await redis.info("memory")
-            samples.redis_mb.append(int(info["used_memory"]) / 2**20)
-        except OSError:
-            samples.redis_mb.append(math.nan)
-        finally:
-            await redis.aclose()
+        memory, keys = await _redis_memory(stage.rig.redis.port)
+        samples.redis_mb.append(memory if memory is not None else samples.redis_mb[-1])
+        samples.redis_keys_k.append(keys if keys is not None else samples.redis_keys_k[-1])
         samples.minutes.append(elapsed / 60)
         samples.rss_mb.append(rss_mb(workers))
         samples.in_flight.append(await in_flight(stage.http, stage.metrics_ports))
