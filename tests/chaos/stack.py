@@ -113,22 +113,21 @@ class Endpoints:
     fakes: Fakes
 
 
-def worker_config(endpoints: Endpoints, journal: Path, metrics_port: int) -> str:
-    """The TOML of one worker: short timeouts so a compressed schedule settles quickly."""
-    fakes = endpoints.fakes
-    return f"""
+# One worker's settings (the API reads the same): short timeouts, so that a compressed
+# schedule settles quickly. Secrets are not here: they come by environment variable.
+CONFIG_TEMPLATE = """
 [queue]
-url = "{endpoints.queues.url}"
-endpoint_url = "{endpoints.sqs_workers}"
-dead_letter_url = "{endpoints.queues.dlq_url}"
+url = "{queue_url}"
+endpoint_url = "{sqs_endpoint}"
+dead_letter_url = "{dlq_url}"
 wait_time_seconds = 1
 visibility_timeout = 10
 connect_timeout_seconds = 2
 read_timeout_seconds = 5
 
 [redis]
-url = "{endpoints.redis_url}"
-key_prefix = "{KEY_PREFIX}"
+url = "{redis_url}"
+key_prefix = "{key_prefix}"
 
 [dispatch]
 max_in_flight = 64
@@ -150,28 +149,47 @@ host = "127.0.0.1"
 port = {metrics_port}
 
 [api]
-api_keys_file = "{journal.parent / "api-keys"}"
-port = {{api_port}}
+api_keys_file = "{keys_file}"
+port = {api_port}
 
 [[providers]]
 name = "sendgrid"
 type = "sendgrid"
-base_url = "{fakes.sendgrid.base_url}"
+base_url = "{sendgrid_url}"
 timeout_seconds = 2
 
 [[providers]]
 name = "mailgun"
 type = "mailgun"
-domain = "{MAILGUN_DOMAIN}"
-base_url = "{fakes.mailgun.base_url}"
+domain = "{mailgun_domain}"
+base_url = "{mailgun_url}"
 timeout_seconds = 2
 
 [[providers]]
 name = "ses"
 type = "ses"
-endpoint_url = "{fakes.ses.base_url}"
+endpoint_url = "{ses_url}"
 timeout_seconds = 2
 """
+
+
+def worker_config(endpoints: Endpoints, journal: Path, metrics_port: int, api_port: int) -> str:
+    fakes = endpoints.fakes
+    return CONFIG_TEMPLATE.format(
+        queue_url=endpoints.queues.url,
+        sqs_endpoint=endpoints.sqs_workers,
+        dlq_url=endpoints.queues.dlq_url,
+        redis_url=endpoints.redis_url,
+        key_prefix=KEY_PREFIX,
+        journal=journal,
+        metrics_port=metrics_port,
+        keys_file=journal.parent / "api-keys",
+        api_port=api_port,
+        sendgrid_url=fakes.sendgrid.base_url,
+        mailgun_domain=MAILGUN_DOMAIN,
+        mailgun_url=fakes.mailgun.base_url,
+        ses_url=fakes.ses.base_url,
+    )
 
 
 class DispatcherProcess:
@@ -227,9 +245,9 @@ def write_processes(
     ports: list[int] = []
     for n in range(workers + 1):
         ports.append(free_port())
-        text = worker_config(endpoints, folder / f"journal-{n}.jsonl", ports[-1])
+        text = worker_config(endpoints, folder / f"journal-{n}.jsonl", ports[-1], api_port)
         config = folder / (f"worker-{n}.toml" if n < workers else "api.toml")
-        config.write_text(text.replace("{api_port}", str(api_port)))
+        config.write_text(text)
         name, command = (f"worker-{n}", "run") if n < workers else ("api", "api")
         found.append(DispatcherProcess(name, command, config, env))
     return found[:-1], found[-1], api_port, ports[:-1]
