@@ -28,7 +28,7 @@ from dispatcher.ledger import Ledger
 from dispatcher.ops.metrics import worker_registry
 from dispatcher.ops.probes import serving_probes
 from dispatcher.queue import SqsQueue, resolve_dead_letter_url
-from dispatcher.redis_packing import connection_class
+from dispatcher.redis_connection import connection_class
 from dispatcher.router import RATE_AHEAD_SECONDS, Router
 from dispatcher.scripts import RedisClient
 from dispatcher.stats import Stats
@@ -134,7 +134,8 @@ def open_redis(settings: RedisSettings) -> RedisClient:
     unanswered call after 2 s rather than the default 5 s, so a partition falls back to local
     health soon. The retry is redis-py's asyncio one: the synchronous `redis.retry.Retry`
     returns the call's coroutine unawaited, so it never retries. One Redis packs commands
-    with hiredis (`redis_packing`)."""
+    with hiredis, and a write on a reset connection is a `ConnectionError`
+    (`redis_connection`)."""
     retry = Retry(ExponentialWithJitterBackoff(base=0.01, cap=0.25), retries=2)
     limits: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 1.0}
     if settings.cluster:  # the URL names one node; the client finds the others and the slots

@@ -14,7 +14,11 @@ from redis.typing import EncodableT, FieldT
 
 from dispatcher.app import open_redis
 from dispatcher.config import RedisSettings
-from dispatcher.redis_packing import HiredisConnection, HiredisSSLConnection, connection_class
+from dispatcher.redis_connection import (
+    ClosedTransportSafeConnection,
+    ClosedTransportSafeSSLConnection,
+    connection_class,
+)
 
 _ARG = st.one_of(
     st.text(st.characters(codec="utf-8")),
@@ -28,12 +32,16 @@ _ARG = st.one_of(
 @given(st.sampled_from(["EVALSHA", "HSET", "CLIENT SETNAME"]), st.lists(_ARG, max_size=12))
 def test_hiredis_packs_the_bytes_redis_py_packs(command: str, args: list[Any]) -> None:
     python_packed = b"".join(Connection().pack_command(command, *args))
-    assert b"".join(HiredisConnection().pack_command(command, *args)) == python_packed
+    assert b"".join(ClosedTransportSafeConnection().pack_command(command, *args)) == python_packed
 
 
 def test_the_connection_class_follows_the_url_scheme() -> None:
-    assert connection_class("redis://h:6379/0") == {"connection_class": HiredisConnection}
-    assert connection_class("rediss://h:6380/0") == {"connection_class": HiredisSSLConnection}
+    assert connection_class("redis://h:6379/0") == {
+        "connection_class": ClosedTransportSafeConnection
+    }
+    assert connection_class("rediss://h:6380/0") == {
+        "connection_class": ClosedTransportSafeSSLConnection
+    }
     assert connection_class("redis+sentinel://h") == {}
 
 
@@ -41,7 +49,7 @@ async def test_the_worker_client_round_trips_scripts_and_fields(redis_url: str) 
     client = open_redis(RedisSettings(url=redis_url))
     try:
         assert isinstance(client, Redis)
-        assert client.connection_pool.connection_class is HiredisConnection
+        assert client.connection_pool.connection_class is ClosedTransportSafeConnection
         values: dict[FieldT, EncodableT] = {
             "text": "Grüße ✉",
             "count": 7,
@@ -66,4 +74,4 @@ def test_an_argument_redis_cannot_encode_is_refused_as_before(bad: object) -> No
     with pytest.raises(DataError):
         Connection().pack_command("SET", "k", bad)  # type: ignore[arg-type]
     with pytest.raises(DataError):
-        HiredisConnection().pack_command("SET", "k", bad)
+        ClosedTransportSafeConnection().pack_command("SET", "k", bad)
