@@ -28,7 +28,7 @@ from bench.sim.scenarios import SCENARIOS, build_scenario
 from dispatcher.dev.stack import RedisServer
 from strategies import STRATEGIES
 
-STRATEGY_ORDER = ("adaptive", "priority", "round_robin", "weighted", "least_latency")
+STRATEGY_ORDER = ("adaptive", "priority", "round_robin", "weighted", "least_latency", "p2c")
 QUICK_RATE = 100.0
 
 

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from strategies.adaptive import Adaptive
 from strategies.base import Circuit, HealthSnapshot, ProviderView, Strategy, Tuning
 from strategies.least_latency import LeastLatency
+from strategies.p2c import PowerOfTwoChoices
 from strategies.priority import Priority
 from strategies.round_robin import RoundRobin
 from strategies.weighted import Weighted
@@ -16,6 +17,7 @@ StrategyFactory = Callable[[Tuning], Strategy]
 STRATEGIES: dict[str, StrategyFactory] = {
     "adaptive": Adaptive,
     "least_latency": LeastLatency,
+    "p2c": PowerOfTwoChoices,
     "priority": lambda tuning: Priority(),
     "round_robin": lambda tuning: RoundRobin(),
     "weighted": lambda tuning: Weighted(),
