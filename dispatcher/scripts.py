@@ -58,7 +58,10 @@ def concerns_one_key(error: Exception) -> bool:
     """True for an error reply about one key's data, not about Redis as a whole."""
     if type(error) is not ResponseError:  # subclasses: READONLY, OOM, LOADING, NOSCRIPT, ...
         return False
-    return str(error).startswith("WRONGTYPE") or getattr(error, "status_code", None) == "ERR"
+    code = str(error).split(" ", 1)[0]
+    if code.isalpha() and code.isupper() and code not in ("ERR", "WRONGTYPE"):
+        return False  # a script re-raised Redis's own refusal (READONLY, OOM...), tagged ERR
+    return code == "WRONGTYPE" or getattr(error, "status_code", None) == "ERR"
 
 
 async def run_batch(

@@ -53,10 +53,13 @@ end
 -- The text of an error about one record's data (WRONGTYPE, or a script error on a value), for
 -- a script that settles many records to fail that one alone; any other error (Redis cannot
 -- serve: OOM, READONLY, ...) is raised again and fails the whole call.
+-- A Redis error, a table or (Redis 7.0) a string, starts with its code in capitals; a script
+-- error on a value starts with the script's name.
 local function about_one_record(e)
-  if type(e) ~= 'table' then return tostring(e) end
-  if string.sub(e.err or '', 1, 9) == 'WRONGTYPE' then return e.err end
-  error(e)
+  local text = type(e) == 'table' and (e.err or '') or tostring(e)
+  local code = string.match(text, '^%-?(%u+)[%s:]')
+  if code and code ~= 'WRONGTYPE' then error(e, 0) end  -- level 0: no position prefix
+  return text
 end
 
 -- For the scripts off the worker's path: move `id` from `old` to `new`, indexing it first when

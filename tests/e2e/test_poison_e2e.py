@@ -81,9 +81,11 @@ def fail_first_claim(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
     claim = ledger.claim
     failed = False
 
-    async def claim_then_fail(requests: Sequence[ClaimRequest], lease: float) -> list[Claim]:
+    async def claim_then_fail(
+        requests: Sequence[ClaimRequest], lease: float, *policy: str
+    ) -> list[Claim]:
         nonlocal failed
-        claims = await claim(requests, lease)
+        claims = await claim(requests, lease, *policy)
         if not failed:
             failed = True
             raise RuntimeError("a bug after the claim")
