@@ -31,6 +31,7 @@ class LedgerEpoch:
         self._key = keys.ledger_epoch(prefix)
         self.token: str | None = None  # None until first read (Redis may be away at start)
         self.losses = 0
+        self.checks = 0  # checks that reached Redis and compared
 
     async def start(self) -> None:
         """Create the epoch (first worker) or read the existing one; skipped if Redis is away,
@@ -44,6 +45,7 @@ class LedgerEpoch:
         """Read the epoch; True (logged and counted once) when it is missing or changed."""
         try:
             seen = _text(await self._redis.get(self._key))
+            self.checks += 1
             if seen is not None and seen == self.token:
                 return False
             if self.token is None:  # never read before: nothing to compare with
