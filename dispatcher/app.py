@@ -161,7 +161,7 @@ async def warn_if_evicting(redis: RedisClient) -> None:
             maxmemory_policy=policy,
             maxmemory=memory.get("maxmemory"),
             fix=f"set maxmemory-policy {EVICTION_SAFE_POLICY} (on ElastiCache: in the parameter "
-            "group); see Durability in the README",
+            "group); see Redis durability in the README",
         )
 
 
