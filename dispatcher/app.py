@@ -25,6 +25,7 @@ from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
 from dispatcher.health.resilient import ResilientHealth
 from dispatcher.ledger import Ledger
+from dispatcher.ledger_epoch import LedgerEpoch
 from dispatcher.ops.metrics import worker_registry
 from dispatcher.ops.probes import serving_probes
 from dispatcher.queue import SqsQueue, resolve_dead_letter_url
@@ -107,7 +108,7 @@ async def open_worker(
         ledger = Ledger(redis, prefix, dispatch.record_ttl_days * 86_400, hasher=hasher)
         health = await health_store(settings, redis)
         router = Router(strategy, providers, settings.providers, health, random.Random())
-        yield Worker(dispatch, queue, ledger, router, stats)
+        yield Worker(dispatch, queue, ledger, router, stats, epoch=LedgerEpoch(redis, prefix))
 
 
 async def open_queue(settings: Settings, sqs: Any) -> SqsQueue:
@@ -160,7 +161,7 @@ async def warn_if_evicting(redis: RedisClient) -> None:
             maxmemory_policy=policy,
             maxmemory=memory.get("maxmemory"),
             fix=f"set maxmemory-policy {EVICTION_SAFE_POLICY} (on ElastiCache: in the parameter "
-            "group); see Durability in the README",
+            "group); see Redis durability in the README",
         )
 
 

@@ -121,6 +121,12 @@ def ledger_probe(prefix: str) -> str:
     return f"{prefix}probe:{{ledger}}"
 
 
+def ledger_epoch(prefix: str) -> str:
+    """String holding a random token set once (NX) by the first worker and never expired: when
+    it is missing or changed, the ledger lost its data (`dispatcher.ledger_epoch`)."""
+    return f"{prefix}epoch:{{ledger}}"
+
+
 # Provider health: every key of one deployment shares the tag `{<prefix>health}`, so one script
 # can read and write the health of every provider on Redis Cluster (one slot, one shard).
 

@@ -33,6 +33,7 @@ from dispatcher.heartbeat import keep_visible
 from dispatcher.in_flight import InFlight
 from dispatcher.journal import Journal
 from dispatcher.ledger import ClaimRequest, Ledger, RecordStatus
+from dispatcher.ledger_epoch import LedgerEpoch
 from dispatcher.ledger_gate import LedgerGate
 from dispatcher.queue import SQS_BATCH, Received, SqsQueue
 from dispatcher.router import Route, Router
@@ -69,8 +70,10 @@ class Worker:
         router: Router,
         stats: Stats | None = None,
         rng: random.Random | None = None,
+        epoch: LedgerEpoch | None = None,
     ) -> None:
         self.policy = policy
+        self.epoch = epoch  # the ledger's epoch, checked on each heartbeat
         self.queue = queue
         self.ledger = ledger
         self.router = router
@@ -115,7 +118,7 @@ class Worker:
         async with asyncio.TaskGroup() as group:
             pollers = [group.create_task(self._poll_loop()) for _ in range(self.policy.pollers)]
             heartbeat = group.create_task(
-                keep_visible(self.queue, self.ledger, self.in_flight, self._lease)
+                keep_visible(self.queue, self.ledger, self.in_flight, self._lease, self.epoch)
             )
             limiting = group.create_task(adapt_limit(self.limit, self.slots))
             settling = group.create_task(self.settler.run())

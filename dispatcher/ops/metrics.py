@@ -17,6 +17,8 @@ registry is never used.
     dispatcher_queue_lag_seconds               histogram, SQS SentTimestamp to claim
     dispatcher_dead_letters_total{reason}      moved to the DLQ, by reason class
     dispatcher_redis_errors_total              ledger and health calls Redis failed
+    dispatcher_ledger_data_lost_total          times the ledger's epoch was found missing or
+                                               changed (its data lost: `ledger_epoch`)
 """
 
 from __future__ import annotations
@@ -134,6 +136,10 @@ class WorkerCollector(Collector):
         yield lag
         errors = worker.settler.redis_errors + worker.router.health.errors_total
         yield CounterMetricFamily("dispatcher_redis_errors", "Redis calls that failed", errors)
+        lost = worker.epoch.losses if worker.epoch else 0
+        yield CounterMetricFamily(
+            "dispatcher_ledger_data_lost", "Times the ledger was found to have lost its data", lost
+        )
 
 
 def first_choices(worker: Worker) -> dict[str, float]:
