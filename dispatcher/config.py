@@ -37,7 +37,7 @@ from dispatcher.config_sections import (
     Settings,
 )
 from providers import ProviderConfigError, parse_options
-from providers.options import coerce, secret_files
+from providers.options import coerce, secret_files, valid_keys
 
 __all__ = [  # the settings types live in dispatcher.config_sections; import them from here
     "ApiSettings",
@@ -214,9 +214,8 @@ def _build(cls: type[Any], raw: object, where: str, **given: object) -> Any:
     names = {f.name for f in fields(cls)} - set(given)
     unknown = sorted(set(raw) - names)
     if unknown:
-        raise ConfigError(
-            f"{where}.{unknown[0]}", f"unknown key; valid: {', '.join(sorted(names))}"
-        )
+        valid = ", ".join(sorted(set(valid_keys(cls)) - set(given)))
+        raise ConfigError(f"{where}.{unknown[0]}", f"unknown key; valid: {valid}")
     values = {
         key: _coerce(value, hints[key], f"{where}.{key}", secret=key in secret)
         for key, value in raw.items()

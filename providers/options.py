@@ -40,7 +40,7 @@ def read_options(cls: type[OptionsT], raw: Mapping[str, object]) -> OptionsT:
     declared = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(declared))
     if unknown:
-        valid = ", ".join(sorted(declared)) or "none"
+        valid = ", ".join(sorted(valid_keys(cls))) or "none"
         raise ProviderConfigError(unknown[0], f"unknown option; valid options: {valid}")
     hints = get_type_hints(cls)
     values: dict[str, object] = {}
@@ -74,6 +74,12 @@ def secret_files(cls: type[DataclassInstance], raw: Mapping[str, object]) -> dic
         except ValueError as exc:
             raise ProviderConfigError(file_key, str(exc)) from None
     return resolved
+
+
+def valid_keys(cls: type[DataclassInstance]) -> list[str]:
+    """The keys a table of `cls` may hold: its fields, and `<field>_file` for each secret."""
+    specs = dataclasses.fields(cls)
+    return [f.name for f in specs] + [f"{f.name}{FILE_SUFFIX}" for f in specs if not f.repr]
 
 
 def read_secret_file(path: object) -> str:

@@ -215,3 +215,14 @@ def test_a_url_password_given_as_a_query_parameter_is_masked(
     out = capsys.readouterr().out
     assert "query-secret-6" not in out
     assert "redis://cache.internal:6379/0?password=********&db=0" in out
+
+
+@pytest.mark.parametrize(("table", "key"), [("mailgun", "domain_file"), ("queue", "url_file")])
+def test_only_a_secret_has_a_file_form_and_the_error_lists_the_ones_that_do(
+    tmp_path: Path, table: str, key: str
+) -> None:
+    file = secret_file(tmp_path, "mg.example.com")
+    said = error_of(config(tmp_path, **{table: {key: str(file)}}))
+    assert f".{key}: unknown" in said
+    valid = said.split("valid")[1]
+    assert ("api_key_file" in valid) == (table == "mailgun")  # queue holds no secret
