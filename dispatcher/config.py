@@ -1,6 +1,9 @@
 """Settings: parsed once at start-up from TOML plus `DISPATCHER_<SECTION>__<KEY>` overrides,
 validated, frozen and passed down. Every error names the key it is about.
 
+A secret field (declared `repr=False`) may be given as a file instead, `<key>_file`, in TOML or
+the environment alike (`providers.options.secret_files`); errors never quote a secret.
+
 Provider keys are overridden by provider name: `DISPATCHER_PROVIDERS__<NAME>__<KEY>`, with the
 name upper-cased and `-` written `_` (for example `DISPATCHER_PROVIDERS__SENDGRID__API_KEY`).
 
@@ -34,7 +37,7 @@ from dispatcher.config_sections import (
     Settings,
 )
 from providers import ProviderConfigError, parse_options
-from providers.options import coerce
+from providers.options import coerce, secret_files, valid_keys
 
 __all__ = [  # the settings types live in dispatcher.config_sections; import them from here
     "ApiSettings",
@@ -202,14 +205,21 @@ def _build(cls: type[Any], raw: object, where: str, **given: object) -> Any:
     """`cls` from the table `raw` (keys named `where.key` in errors) and the values `given`."""
     if not isinstance(raw, dict):
         raise ConfigError(where, "must be a table")
+    try:
+        raw = secret_files(cls, raw)
+    except ProviderConfigError as exc:
+        raise ConfigError(f"{where}.{exc.key}", exc.reason) from None
     hints = get_type_hints(cls)
+    secret = {f.name for f in fields(cls) if not f.repr}
     names = {f.name for f in fields(cls)} - set(given)
     unknown = sorted(set(raw) - names)
     if unknown:
-        raise ConfigError(
-            f"{where}.{unknown[0]}", f"unknown key; valid: {', '.join(sorted(names))}"
-        )
-    values = {key: _coerce(value, hints[key], f"{where}.{key}") for key, value in raw.items()}
+        valid = ", ".join(sorted(set(valid_keys(cls)) - set(given)))
+        raise ConfigError(f"{where}.{unknown[0]}", f"unknown key; valid: {valid}")
+    values = {
+        key: _coerce(value, hints[key], f"{where}.{key}", secret=key in secret)
+        for key, value in raw.items()
+    }
     try:
         return cls(**values, **given)
     except TypeError:
@@ -217,9 +227,10 @@ def _build(cls: type[Any], raw: object, where: str, **given: object) -> Any:
         raise ConfigError(f"{where}.{missing}", "is required") from None
 
 
-def _coerce(value: object, hint: object, key: str) -> object:
-    """Convert TOML or env-string values to the field's type, or say which key is wrong."""
+def _coerce(value: object, hint: object, key: str, *, secret: bool = False) -> object:
+    """Convert TOML or env-string values to the field's type, or say which key is wrong (a
+    `secret` value unquoted)."""
     try:
-        return coerce(value, hint)
+        return coerce(value, hint, secret=secret)
     except ValueError as exc:
         raise ConfigError(key, str(exc)) from None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from dispatcher.config_feedback import SuppressionSettings, WebhookSettings
@@ -41,7 +41,8 @@ class QueueSettings:
 
 @dataclass(frozen=True, slots=True)
 class RedisSettings:
-    url: str = "redis://127.0.0.1:6379/0"
+    # a secret (its password): also `url_file`; check-config masks only the password
+    url: str = field(default="redis://127.0.0.1:6379/0", repr=False)
     key_prefix: str = "dispatcher:"
     cluster: bool = False  # a Redis Cluster (ElastiCache cluster mode): `url` names one node
 

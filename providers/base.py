@@ -78,6 +78,9 @@ class ProviderConfigError(ProviderError, ValueError):
         self.reason = reason
 
 
+SECRET_MARK = "<secret>"  # what an outcome shows in place of a provider's key
+
+
 @runtime_checkable
 class Provider(Protocol):
     """One email provider. Build the request, post it, parse the answer into an `Outcome`."""
@@ -119,12 +122,20 @@ class ProviderType(Protocol):
 
 class BaseProvider(abc.ABC):
     """What every provider shares: its name, its size limit, and `send`, which runs the
-    subclass's `_send` (build, post, parse) under the configured timeout."""
+    subclass's `_send` (build, post, parse) under the configured timeout and blanks its
+    `secrets` (an API key) out of the outcome's detail, should the provider's answer quote one."""
 
-    def __init__(self, name: str, timeout_seconds: float, max_message_bytes: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        timeout_seconds: float,
+        max_message_bytes: int,
+        secrets: tuple[str, ...] = (),
+    ) -> None:
         self._name = name
         self._timeout = timeout_seconds
         self._max_message_bytes = max_message_bytes
+        self._secrets = tuple(s for s in secrets if s)
 
     @property
     def name(self) -> str:
@@ -135,7 +146,10 @@ class BaseProvider(abc.ABC):
         return self._max_message_bytes
 
     async def send(self, email: Email) -> Outcome:
-        return await timed(self._name, lambda: self._send(email), self._timeout)
+        outcome = await timed(self._name, lambda: self._send(email), self._timeout)
+        if self._secrets and outcome.detail:
+            return redact(outcome, self._secrets)
+        return outcome
 
     async def aclose(self) -> None:
         """Nothing of its own to release by default (a shared session belongs to the caller)."""
@@ -144,6 +158,24 @@ class BaseProvider(abc.ABC):
     @abc.abstractmethod
     async def _send(self, email: Email) -> Outcome:
         """Build the request, post it, parse the answer."""
+
+
+def redact(outcome: Outcome, secrets: tuple[str, ...]) -> Outcome:
+    """`outcome` with each of `secrets` in its `detail` (the provider's words; `error` is our own
+    vocabulary) replaced by `<secret>`."""
+    return replace(outcome, detail=outcome.detail and _blank(outcome.detail, secrets))
+
+
+def _blank(text: str, secrets: tuple[str, ...]) -> str:
+    """`text` without `secrets`, nor the start (4 characters or more) of one that truncation
+    cut off before its closing `…`."""
+    for secret in secrets:
+        text = text.replace(secret, SECRET_MARK)
+        if text.endswith("…"):
+            head = text[:-1]
+            cut = next((n for n in range(len(secret) - 1, 3, -1) if head.endswith(secret[:n])), 0)
+            text = f"{head[: len(head) - cut]}{SECRET_MARK if cut else ''}…"
+    return text
 
 
 def truncate(text: str, limit: int = 300) -> str:

@@ -10,13 +10,17 @@ overrides already applied, so any value may be a string)::
                                   the key; range and format checks live in `__post_init__`
 
 A secret is a field with `repr=False`: its value appears in no repr and no error message.
-The config loader converts its own sections with the same `coerce`.
+It may instead be read from a file, named by the key with `_file` appended (`api_key_file =
+"/run/secrets/sendgrid"`): read once, the trailing newline stripped; setting both forms, or a
+file that is missing, unreadable or empty, raises an error naming the key (`secret_files`).
+The config loader converts its own sections with the same `coerce` and `secret_files`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar, get_args, get_type_hints
 
 from providers.base import ProviderConfigError
@@ -26,15 +30,17 @@ if TYPE_CHECKING:
 
 OptionsT = TypeVar("OptionsT", bound="DataclassInstance")
 T = TypeVar("T")
+FILE_SUFFIX = "_file"  # `api_key_file` names the file holding the secret `api_key`
 
 
 def read_options(cls: type[OptionsT], raw: Mapping[str, object]) -> OptionsT:
     """`cls` built from `raw`; a key that is unknown, missing or invalid raises
     `ProviderConfigError` naming it."""
+    raw = secret_files(cls, raw)
     declared = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(raw) - set(declared))
     if unknown:
-        valid = ", ".join(sorted(declared)) or "none"
+        valid = ", ".join(sorted(valid_keys(cls))) or "none"
         raise ProviderConfigError(unknown[0], f"unknown option; valid options: {valid}")
     hints = get_type_hints(cls)
     values: dict[str, object] = {}
@@ -50,6 +56,47 @@ def read_options(cls: type[OptionsT], raw: Mapping[str, object]) -> OptionsT:
         except ValueError as exc:
             raise ProviderConfigError(name, str(exc)) from None
     return cls(**values)
+
+
+def secret_files(cls: type[DataclassInstance], raw: Mapping[str, object]) -> dict[str, object]:
+    """`raw` with each secret field of `cls` given as `<field>_file` replaced by the file's
+    text; raises `ProviderConfigError` naming the `_file` key (or both keys), never the text."""
+    resolved = dict(raw)
+    for spec in dataclasses.fields(cls):
+        file_key = f"{spec.name}{FILE_SUFFIX}"
+        if spec.repr or file_key not in resolved:
+            continue
+        path = resolved.pop(file_key)
+        if resolved.get(spec.name) not in (None, ""):
+            raise ProviderConfigError(spec.name, f"set either {spec.name} or {file_key}, not both")
+        try:
+            resolved[spec.name] = read_secret_file(path)
+        except ValueError as exc:
+            raise ProviderConfigError(file_key, str(exc)) from None
+    return resolved
+
+
+def valid_keys(cls: type[DataclassInstance]) -> list[str]:
+    """The keys a table of `cls` may hold: its fields, and `<field>_file` for each secret."""
+    specs = dataclasses.fields(cls)
+    return [f.name for f in specs] + [f"{f.name}{FILE_SUFFIX}" for f in specs if not f.repr]
+
+
+def read_secret_file(path: object) -> str:
+    """The text of the file at `path`, without its trailing newline; ValueError saying why not
+    (the path is no secret, the text is)."""
+    if not isinstance(path, str) or not path:
+        raise ValueError("must be a file path")
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path} is not UTF-8 text") from None
+    text = text.rstrip("\r\n")
+    if not text.strip():
+        raise ValueError(f"{path} is empty")
+    return text
 
 
 def expect(options: object, cls: type[T]) -> T:

@@ -53,7 +53,7 @@ class SendGrid(BaseProvider):
         options: SendGridOptions,
         http: aiohttp.ClientSession,
     ) -> None:
-        super().__init__(name, timeout_seconds, MAX_MESSAGE_BYTES)
+        super().__init__(name, timeout_seconds, MAX_MESSAGE_BYTES, secrets=(options.api_key,))
         self._http = http
         self._url = f"{options.base_url.rstrip('/')}/v3/mail/send"
         self._headers = {

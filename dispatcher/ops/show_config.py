@@ -1,8 +1,10 @@
 """`dispatcher check-config PATH`: the effective config (file, environment overrides and
 defaults) as TOML or JSON, with secrets masked.
 
-A secret is a field declared `repr=False` (the providers' options: `api_key`, ...), any field
-named like a key, secret, password or token, and the password of a URL (`redis://:pw@host`).
+A secret is a field declared `repr=False` (the providers' `api_key`, `redis.url`, ...) and any
+field named like a key, secret, password or token. A URL, secret or not, is shown with its
+password masked (`redis://:pw@host`, `?password=pw`), the rest being no secret. A secret read
+from a file (`api_key_file`) is shown, masked, under its own name (`api_key`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from dispatcher.config import Settings
 
 MASK = "********"
 _SECRET_NAME = re.compile(r"(^|_)(api_key|key|secret|password|token)$")
+_QUERY_PASSWORD = re.compile(r"((?:^|&)password=)[^&]*")
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 
 
 def effective(settings: Settings) -> dict[str, Any]:
@@ -44,10 +48,10 @@ def _table(obj: Any) -> dict[str, Any]:
         value = getattr(obj, f.name)
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             out[f.name] = _table(value)
+        elif isinstance(value, str) and _URL.match(value):
+            out[f.name] = _mask_url(value)
         elif value is not None and (not f.repr or _SECRET_NAME.search(f.name)):
             out[f.name] = MASK
-        elif isinstance(value, str) and "://" in value:
-            out[f.name] = _mask_url(value)
         elif isinstance(value, tuple):
             out[f.name] = list(value)
         else:
@@ -57,8 +61,10 @@ def _table(obj: Any) -> dict[str, Any]:
 
 def _mask_url(url: str) -> str:
     parts = urlsplit(url)
+    query = _QUERY_PASSWORD.sub(rf"\1{MASK}", parts.query)
+    parts = parts._replace(query=query)
     if parts.password is None:
-        return url
+        return urlunsplit(parts)
     user = parts.username or ""
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
