@@ -29,7 +29,7 @@ from dispatcher.api.logging import annotate
 from dispatcher.api.services import SERVICES
 from dispatcher.api.template import Template
 from dispatcher.message import Address, Email
-from dispatcher.message_fields import breaks_line, is_address, is_identifier
+from dispatcher.message_fields import is_address, is_identifier, line_problem
 
 FIELDS = ("from", "subject", "text", "html", "batch_id")
 MAX_FIELD_BYTES = 1024 * 1024
@@ -132,11 +132,12 @@ async def _read_field(part: BodyPartReader) -> str:
 
 def _campaign(values: dict[str, str]) -> Campaign:
     errors: list[tuple[str, str]] = []
-    name, email = parseaddr(values.get("from", ""))
-    if not is_address(email) or breaks_line(name):
-        errors.append(("from", "must be an address, or Name <address>, sent before file"))
+    sender = values.get("from", "")
+    name, email = parseaddr(sender)  # it reads past a line break: check the raw value first
+    if line_problem(sender) or not is_address(email) or line_problem(name):
+        errors.append(("from", "must be an address, or Name <address> on one line, sent first"))
     subject = values.get("subject", "")
-    if not subject.strip() or "\n" in subject or "\r" in subject:
+    if not subject.strip() or line_problem(subject):
         errors.append(("subject", "one non-empty line, sent before file"))
     if not values.get("text") and not values.get("html"):
         errors.append(("text", "text and/or html is required, sent before file"))
@@ -251,11 +252,13 @@ def _message(campaign: Campaign, columns: list[str], record: CsvRecord) -> Outgo
         raise ValueError("email: not a valid address")
     own = {k: values[k] for k in OVERRIDES if values.get(k)}
     subject = _pick(own, "subject", campaign.subject, values)
-    if not subject or "\n" in subject or "\r" in subject:
+    if not subject:
         raise ValueError("subject: must be one non-empty line")
     name = own.get("name")
-    if name and ("\n" in name or "\r" in name):
-        raise ValueError("name: must not contain line breaks")
+    for column, text in (("subject", subject), ("name", name or "")):
+        problem = line_problem(text)
+        if problem:
+            raise ValueError(f"{column}: {problem}")
     message_id = campaign_id(campaign.batch_id, address)
     email = Email(
         id=message_id,

@@ -29,8 +29,9 @@ def _email(value: str) -> str:
 
 
 def _one_line(value: str) -> str:
-    if rules.breaks_line(value):
-        raise ValueError("must not contain line breaks or control characters")
+    problem = rules.line_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
