@@ -12,70 +12,17 @@ import pytest
 
 from dispatcher.dev.stack import QueuePair
 from dispatcher.message import decode
-from dispatcher.message_fields import shown
 from tests.support.api import Api, body, upload
 from tests.support.harness import drain_queue
-
-ATTACKS = ("crlf", "cr", "lf", "nul", "long")
-BREAKS = {"crlf": "\r\n", "cr": "\r", "lf": "\n", "nul": "\x00"}
-INJECTED = "Bcc: evil@example.net"
-LONG_OCTETS = 999  # one over RFC 5322's 998
-
-
-def attacked(value: str, attack: str, *, address: bool = False) -> str:
-    """`value` carrying `attack`: a break and an injected header, or padded to 999 octets."""
-    if attack != "long":
-        return f"{value}{BREAKS[attack]}{INJECTED}"
-    if address:
-        local, _, domain = value.partition("@")
-        return local + "a" * (LONG_OCTETS - len(value)) + "@" + domain
-    return value + "a" * (LONG_OCTETS - len(value.encode()))
-
-
-def address_fields() -> list[tuple[str, str]]:
-    """(where, part) for each address field of the request."""
-    return [
-        (where, part)
-        for where in ("from", "to", "cc", "bcc", "reply_to")
-        for part in ("name", "email")
-    ]
-
-
-def poisoned(field: str, attack: str) -> tuple[dict[str, Any], set[str]]:
-    """A one-recipient request with `attack` in `field`, and the names the 400 may give it."""
-    doc = body(
-        1,
-        cc=[{"email": "cc@example.org", "name": "Cc"}],
-        bcc=[{"email": "bcc@example.org", "name": "Bcc"}],
-        reply_to=[{"email": "help@example.com", "name": "Help"}],
-    )
-    where, _, part = field.partition(".")
-    if where in ("from", "to", "cc", "bcc", "reply_to"):
-        entry = doc[where] if where == "from" else doc[where][0]
-        entry[part] = attacked(entry[part], attack, address=part == "email")
-        return doc, {f"{where}.{part}" if where == "from" else f"{where}[0].{part}"}
-    if where == "subject":
-        doc["subject"] = attacked(doc["subject"], attack)
-        return doc, {"subject"}
-    mapping = doc[where]  # headers or tags
-    key, value = next(iter(mapping.items()))
-    if part == "name":
-        key = attacked(key, attack)
-        mapping.clear()
-        mapping[key] = value
-    else:
-        mapping[key] = attacked(value, attack)
-    return doc, {f"{where}.{key}", f"{where}.{shown(key)}"}  # the queue rule shows a long key
-
-
-FIELDS = [
-    *(f"{where}.{part}" for where, part in address_fields()),
-    "subject",
-    "headers.name",
-    "headers.value",
-    "tags.name",
-    "tags.value",
-]
+from tests.support.injection import (
+    ATTACKS,
+    BREAKS,
+    FIELDS,
+    INJECTED,
+    attacked,
+    inject,
+    one_of_each,
+)
 
 
 @pytest.mark.parametrize("attack", ATTACKS)
@@ -83,7 +30,8 @@ FIELDS = [
 async def test_post_emails_refuses_injection_naming_the_field(
     api: Api, field: str, attack: str
 ) -> None:
-    doc, named = poisoned(field, attack)
+    doc = body(1, **one_of_each())
+    named = inject(doc, field, attack)
     async with api.client.post(f"{api.url}/v1/emails", json=doc) as reply:
         status, answer = reply.status, await reply.json()
     assert status == 400
