@@ -115,6 +115,14 @@ def line_problem(text: str) -> str | None:
     return None
 
 
+def one_line(value: str, name: str) -> str:
+    """`value`, if it fits in a header line (see `line_problem`); else MessageError naming it."""
+    problem = line_problem(value)
+    if problem:
+        raise MessageError(name, problem)
+    return value
+
+
 def identifier(value: object, name: str, *, required: bool) -> str | None:
     if value is None and not required:
         return None
@@ -137,10 +145,7 @@ def address(value: object, name: str) -> Address:
     display = value.get("name")
     if display is not None and not isinstance(display, str):
         raise MessageError(f"{name}.name", "must be a string")
-    problem = line_problem(display) if display else None
-    if problem:
-        raise MessageError(f"{name}.name", problem)
-    return Address(email=email, name=display or None)
+    return Address(email=email, name=one_line(display, f"{name}.name") if display else None)
 
 
 def addresses(value: object, name: str, *, required: bool = False) -> tuple[Address, ...]:
@@ -166,10 +171,7 @@ def addresses(value: object, name: str, *, required: bool = False) -> tuple[Addr
 def subject(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise MessageError("subject", "must be a non-empty string")
-    problem = line_problem(value)
-    if problem:
-        raise MessageError("subject", problem)
-    return value
+    return one_line(value, "subject")
 
 
 def optional_text(value: object, name: str) -> str | None:

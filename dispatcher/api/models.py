@@ -166,7 +166,8 @@ class CampaignAccepted(Strict):
     accepted: int
     skipped_duplicates: int
     suppressed: int = Field(default=0, description="rows whose address is suppressed: skipped")
-    rejected_rows: list[RejectedRow]
+    rejected: int = Field(default=0, description="bad rows, all counted")
+    rejected_rows: list[RejectedRow] = Field(description="the first 1,000 bad rows")
 
 
 class CampaignForm(Strict):
