@@ -2,9 +2,10 @@
 
 Each rule takes a decoded JSON value and returns it typed, or raises `MessageError` naming the
 field. A value that passes fits everything downstream: the ledger keeps `created_at` as integer
-milliseconds, and one-line values (subject, display names, header values) carry no control
-character a provider could read as a line break. An error never carries a value, and shows a
-name the producer chose only when it is a short token (see `shown`), so it can be logged.
+milliseconds, and one-line values (subject, display names, header lines) carry no control
+character a provider could read as a line break and fit RFC 5322's 998 octets
+(`line_problem`). An error never carries a value, and shows a name the producer chose only when
+it is a short token (see `shown`), so it can be logged.
 """
 
 from __future__ import annotations
