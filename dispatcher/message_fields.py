@@ -2,9 +2,10 @@
 
 Each rule takes a decoded JSON value and returns it typed, or raises `MessageError` naming the
 field. A value that passes fits everything downstream: the ledger keeps `created_at` as integer
-milliseconds, and one-line values (subject, display names, header values) carry no control
-character a provider could read as a line break. An error never carries a value, and shows a
-name the producer chose only when it is a short token (see `shown`), so it can be logged.
+milliseconds, and one-line values (subject, display names, header lines) carry no control
+character a provider could read as a line break and fit RFC 5322's 998 octets
+(`line_problem`). An error never carries a value, and shows a name the producer chose only when
+it is a short token (see `shown`), so it can be logged.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from datetime import UTC, datetime
 MAX_RECIPIENTS = 50  # SES v2 caps one message at 50 recipients across to, cc and bcc
 MAX_ID_LENGTH = 200
 MAX_SUBJECT_LENGTH = 998  # RFC 5322 line limit
+MAX_LINE_OCTETS = 998  # RFC 5322 §2.1.1: a header line, CRLF excluded, in octets
 MAX_HEADERS = 50
 MAX_TAGS = 10
 MAX_TIMESTAMP = 253_402_300_799  # 9999-12-31T23:59:59Z, in epoch seconds
@@ -104,6 +106,24 @@ def breaks_line(text: str) -> bool:
     return _breaks_line(text)
 
 
+def line_problem(text: str) -> str | None:
+    """Why `text` cannot go in a header line as it is, or None: it holds a line break or a
+    control character (CR, LF, NUL, ...), or its UTF-8 is over `MAX_LINE_OCTETS` octets."""
+    if _breaks_line(text):
+        return "must be one line without control characters (CR, LF, NUL)"
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_LINE_OCTETS:
+        return f"must be at most {MAX_LINE_OCTETS} octets (RFC 5322 line limit)"
+    return None
+
+
+def one_line(value: str, name: str) -> str:
+    """`value`, if it fits in a header line (see `line_problem`); else MessageError naming it."""
+    problem = line_problem(value)
+    if problem:
+        raise MessageError(name, problem)
+    return value
+
+
 def identifier(value: object, name: str, *, required: bool) -> str | None:
     if value is None and not required:
         return None
@@ -124,9 +144,9 @@ def address(value: object, name: str) -> Address:
     if not isinstance(email, str) or len(email) > 320 or not _EMAIL_RE.fullmatch(email):
         raise MessageError(f"{name}.email", "not a valid address")
     display = value.get("name")
-    if display is not None and (not isinstance(display, str) or _breaks_line(display)):
-        raise MessageError(f"{name}.name", "must be a string without control characters")
-    return Address(email=email, name=display or None)
+    if display is not None and not isinstance(display, str):
+        raise MessageError(f"{name}.name", "must be a string")
+    return Address(email=email, name=one_line(display, f"{name}.name") if display else None)
 
 
 def addresses(value: object, name: str, *, required: bool = False) -> tuple[Address, ...]:
@@ -152,11 +172,7 @@ def addresses(value: object, name: str, *, required: bool = False) -> tuple[Addr
 def subject(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise MessageError("subject", "must be a non-empty string")
-    if len(value) > MAX_SUBJECT_LENGTH or _breaks_line(value):
-        raise MessageError(
-            "subject", f"at most {MAX_SUBJECT_LENGTH} characters, one line, no control characters"
-        )
-    return value
+    return one_line(value, "subject")
 
 
 def optional_text(value: object, name: str) -> str | None:
@@ -177,8 +193,9 @@ def headers(value: object) -> tuple[tuple[str, str], ...]:
             or lowered.startswith(RESERVED_HEADER_PREFIXES)
         ):
             raise MessageError(f"headers.{shown(key)}", "not an allowed header name")
-        if _breaks_line(item):
-            raise MessageError(f"headers.{shown(key)}", "value must be one line, no controls")
+        problem = line_problem(item) or line_problem(f"{key}: {item}")
+        if problem:
+            raise MessageError(f"headers.{shown(key)}", f"the header line {problem}")
     return pairs
 
 

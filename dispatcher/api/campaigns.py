@@ -5,7 +5,8 @@ and `file` last, as with S3's POST uploads: the file is read as it arrives, reco
 (`csvstream`), and enqueued in groups while the rest is still on its way; parts after it are
 not read. Each message id is derived from the batch id and the normalised address (trimmed,
 domain case-folded), so the ledger itself dedupes, within the file and across re-uploads with
-the same `batch_id`, for as long as the records live. Bad rows are listed, never fatal.
+the same `batch_id`, for as long as the records live. Bad rows: never fatal, all counted, the
+first `MAX_LISTED_REJECTIONS` listed (so memory is bounded whatever the file).
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from dispatcher.api.logging import annotate
 from dispatcher.api.services import SERVICES
 from dispatcher.api.template import Template
 from dispatcher.message import Address, Email
-from dispatcher.message_fields import breaks_line, is_address, is_identifier
+from dispatcher.message_fields import is_address, is_identifier, line_problem, one_line
 
 FIELDS = ("from", "subject", "text", "html", "batch_id")
 MAX_FIELD_BYTES = 1024 * 1024
 GROUP = 100  # messages per enqueue call
 IN_FLIGHT = 4  # enqueue calls at once while reading goes on
 OVERRIDES = ("name", "subject", "text", "html")
+MAX_LISTED_REJECTIONS = 1000  # rows listed in `rejected_rows`; `rejected` counts them all
 
 
 @dataclass
@@ -45,16 +47,12 @@ class Tally:
     skipped_duplicates: int = 0
     suppressed: int = 0
     not_queued: int = 0
+    rejected: int = 0
     rejected_rows: list[dict[str, object]] = field(default_factory=list)
 
     def body(self) -> dict[str, object]:
-        return {
-            "batch_id": self.batch_id,
-            "accepted": self.accepted,
-            "skipped_duplicates": self.skipped_duplicates,
-            "suppressed": self.suppressed,
-            "rejected_rows": self.rejected_rows,
-        }
+        """The reply: every field but `not_queued` (the 503 says it)."""
+        return {name: value for name, value in vars(self).items() if name != "not_queued"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +80,7 @@ async def post_campaign(request: web.Request) -> web.Response:
     reading = Reading(services.enqueuer, tally, uuid.uuid4().hex, request[CLIENT])
     ended = await reading.run(campaign, file, limit)
     annotate(request, accepted=tally.accepted, skipped=tally.skipped_duplicates)
-    annotate(request, rejected=len(tally.rejected_rows), not_queued=tally.not_queued)
+    annotate(request, rejected=tally.rejected, not_queued=tally.not_queued)
     annotate(request, suppressed=tally.suppressed)
     if ended == "broken":
         raise ApiError(
@@ -132,11 +130,12 @@ async def _read_field(part: BodyPartReader) -> str:
 
 def _campaign(values: dict[str, str]) -> Campaign:
     errors: list[tuple[str, str]] = []
-    name, email = parseaddr(values.get("from", ""))
-    if not is_address(email) or breaks_line(name):
-        errors.append(("from", "must be an address, or Name <address>, sent before file"))
+    sender = values.get("from", "")
+    name, email = parseaddr(sender)  # it reads past a line break: check the raw value first
+    if line_problem(sender) or not is_address(email) or line_problem(name):
+        errors.append(("from", "must be an address, or Name <address> on one line, sent first"))
     subject = values.get("subject", "")
-    if not subject.strip() or "\n" in subject or "\r" in subject:
+    if not subject.strip() or line_problem(subject):
         errors.append(("subject", "one non-empty line, sent before file"))
     if not values.get("text") and not values.get("html"):
         errors.append(("text", "text and/or html is required, sent before file"))
@@ -192,7 +191,9 @@ class Reading:
         try:
             message = _message(campaign, columns, record)
         except ValueError as exc:
-            self._tally.rejected_rows.append({"row": record.number, "error": str(exc)})
+            self._tally.rejected += 1
+            if len(self._tally.rejected_rows) < MAX_LISTED_REJECTIONS:
+                self._tally.rejected_rows.append({"row": record.number, "error": str(exc)})
             return
         self._group.append(message)
         if len(self._group) >= GROUP:
@@ -251,11 +252,10 @@ def _message(campaign: Campaign, columns: list[str], record: CsvRecord) -> Outgo
         raise ValueError("email: not a valid address")
     own = {k: values[k] for k in OVERRIDES if values.get(k)}
     subject = _pick(own, "subject", campaign.subject, values)
-    if not subject or "\n" in subject or "\r" in subject:
+    if not subject:
         raise ValueError("subject: must be one non-empty line")
-    name = own.get("name")
-    if name and ("\n" in name or "\r" in name):
-        raise ValueError("name: must not contain line breaks")
+    one_line(subject, "subject")  # a MessageError, a ValueError that reads "field: reason"
+    name = one_line(own.get("name", ""), "name") or None
     message_id = campaign_id(campaign.batch_id, address)
     email = Email(
         id=message_id,

@@ -29,8 +29,9 @@ def _email(value: str) -> str:
 
 
 def _one_line(value: str) -> str:
-    if rules.breaks_line(value):
-        raise ValueError("must not contain line breaks or control characters")
+    problem = rules.line_problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 
@@ -165,7 +166,8 @@ class CampaignAccepted(Strict):
     accepted: int
     skipped_duplicates: int
     suppressed: int = Field(default=0, description="rows whose address is suppressed: skipped")
-    rejected_rows: list[RejectedRow]
+    rejected: int = Field(default=0, description="bad rows, all counted")
+    rejected_rows: list[RejectedRow] = Field(description="the first 1,000 bad rows")
 
 
 class CampaignForm(Strict):
