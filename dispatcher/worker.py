@@ -18,12 +18,12 @@ import random
 import socket
 import time
 from collections.abc import Awaitable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
 import structlog
 
+from dispatcher.backoff import PollBackoff
 from dispatcher.claims import Claims
 from dispatcher.concurrency import AdaptiveLimit, adapt_limit
 from dispatcher.config import DispatchSettings
@@ -43,22 +43,6 @@ from dispatcher.stats import Stats
 
 log = structlog.get_logger("dispatcher.worker")
 T = TypeVar("T")
-
-
-@dataclass(slots=True)
-class _Backoff:
-    """One poller's pauses: after failures (receive or admit), and on an empty short poll."""
-
-    failures: int = 0
-    empty: int = 0
-
-    def failed(self) -> float:
-        self.failures += 1
-        return min(10.0, 0.2 * 2.0 ** min(self.failures, 6))
-
-    def idle(self, rng: random.Random) -> float:
-        self.empty += 1
-        return min(1.0, 0.05 * 2.0 ** min(self.empty, 5)) * rng.uniform(0.5, 1.0)
 
 
 class Worker:
@@ -87,22 +71,26 @@ class Worker:
         self._lease = queue.visibility_timeout + 5.0
         self._taking_work = True
         self.ledger_gate = LedgerGate(ledger, self._stopping, self.rng)
+        self.claims = self._claims()
+        self.journal = Journal(Path(policy.journal_path))
+
+    def _claims(self) -> Claims:
+        """The batch decoder and claimer, on this worker's ledger, gate, settler and slots."""
         owner_prefix = f"{socket.gethostname()}:{os.getpid()}:{self.rng.getrandbits(32):x}"
-        self.claims = Claims(
-            policy,
-            ledger,
+        return Claims(
+            self.policy,
+            self.ledger,
             self.ledger_gate,
             self.settler,
             self.slots,
             self.stats,
             self.in_flight,
-            router.providers,
-            visibility_timeout=queue.visibility_timeout,
+            self.router.providers,
+            visibility_timeout=self.queue.visibility_timeout,
             lease=self._lease,
             owner_prefix=owner_prefix,
-            release=router.health.release,
+            release=self.router.health.release,
         )
-        self.journal = Journal(Path(policy.journal_path))
 
     def stop(self) -> None:
         """Stop polling and begin the drain (safe to call from a signal handler)."""
@@ -134,7 +122,7 @@ class Worker:
         log.info("worker_stopped", sent=self.stats.sent, released=self.stats.released)
 
     async def _poll_loop(self) -> None:
-        backoff = _Backoff()
+        backoff = PollBackoff()
         while not self.stopping:
             if not await self._may_receive(backoff):
                 continue
@@ -158,7 +146,7 @@ class Worker:
             elif self.queue.wait_seconds == 0:  # short polls: an empty queue must not spin
                 await self._until_stopped(asyncio.sleep(backoff.idle(self.rng)))
 
-    async def _may_receive(self, backoff: _Backoff) -> bool:
+    async def _may_receive(self, backoff: PollBackoff) -> bool:
         """Wait while no provider can take work or the ledger is away; True to receive now."""
         try:
             can_take = await self._can_take_work()
@@ -173,7 +161,7 @@ class Worker:
             return False
         return True
 
-    async def _receive(self, room: int, backoff: _Backoff) -> list[Received]:
+    async def _receive(self, room: int, backoff: PollBackoff) -> list[Received]:
         """One receive of up to `room` messages; unused slots are given back. After a network
         or AWS error: none, after a growing pause (never a crash of the loop)."""
         try:
@@ -229,7 +217,7 @@ class Worker:
                     self._start(entry, route)
 
     async def _admit_failed(
-        self, exc: Exception, admitted: list[tuple[InFlight, ClaimRequest]], backoff: _Backoff
+        self, exc: Exception, admitted: list[tuple[InFlight, ClaimRequest]], backoff: PollBackoff
     ) -> None:
         """After an unexpected error: hand the batch back, then back off."""
         await self.claims.hand_back(exc, admitted)
