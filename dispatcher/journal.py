@@ -9,7 +9,8 @@ with those receipts; a redelivery that comes back anyway meets a `SENT` record a
 
 The file must outlive the process: in a container, put `dispatch.journal_path` on a volume.
 Without it, a message kept this way comes back after 12 hours, its claim has lapsed, and it is
-sent again, recorded as ambiguous (`ambiguous_via` holds `unknown`).
+sent again, recorded as ambiguous (`ambiguous_via` holds the provider its claim recorded as
+`via`, or `unknown`).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from redis.utils import HIREDIS_AVAILABLE
 _PACKER = HiredisRespSerializer() if HIREDIS_AVAILABLE else None
 
 
-class _Safe(AbstractConnection):
+class _ResetSafeHiredis(AbstractConnection):
     async def send_packed_command(
         self, command: bytes | str | Iterable[bytes], check_health: bool = True
     ) -> None:
@@ -51,15 +51,15 @@ class _Safe(AbstractConnection):
         return packed
 
 
-class ClosedTransportSafeConnection(_Safe, Connection):
+class ClosedTransportSafeConnection(_ResetSafeHiredis, Connection):
     """`redis://`"""
 
 
-class ClosedTransportSafeSSLConnection(_Safe, SSLConnection):
+class ClosedTransportSafeSSLConnection(_ResetSafeHiredis, SSLConnection):
     """`rediss://`"""
 
 
-class ClosedTransportSafeUnixConnection(_Safe, UnixDomainSocketConnection):
+class ClosedTransportSafeUnixConnection(_ResetSafeHiredis, UnixDomainSocketConnection):
     """`unix://`"""
 
 
