@@ -1,13 +1,15 @@
-"""Follow one message from receive to delete and count the first-party calls it makes.
+"""Follow one message from receive to delete: its way between modules, and every call it makes.
 
     python -m bench.trace_path [--calls]
 
-A real `dispatcher run` worker (one poller, a fixed in-flight limit, a simulated provider) runs
-on a local Redis and fauxqs. After one warm-up message, a profiler records every call into
-`dispatcher/`, `providers/` and `strategies/` while a second message goes from the receive that
-brings it to the delete that ends it. It prints the distinct functions called, the modules they
-live in and the Lua scripts run (Redis `INFO commandstats` is not needed: the scripts are named
-by the Python calls that queue them). The figures describe the code, not the machine.
+A real worker (one poller, a fixed in-flight limit, a simulated provider) runs on a local Redis
+and fauxqs. After one warm-up message, a profiler records every call into `dispatcher/`,
+`providers/` and `strategies/` while a second message goes from the receive that brings it to
+the delete that ends it. It prints two measures (see `bench.message_way`): the message's way,
+the calls from one module into another that carry the message (the issue 9 target: at most 12
+calls across at most 8 modules), and the deep count, every first-party function that ran in
+the window (helpers, key names, field checks and the background loops included). The figures
+describe the code, not the machine.
 """
 
 from __future__ import annotations
@@ -17,13 +19,12 @@ import asyncio
 import os
 import sys
 import time
-from collections import Counter
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import orjson
 
+from bench.message_way import ORIGIN_DEPTH, MessageWay
 from dispatcher.app import open_worker
 from dispatcher.config import parse
 from dispatcher.dev.stack import (
@@ -35,7 +36,6 @@ from dispatcher.dev.stack import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-OURS = tuple(str(ROOT / name) for name in ("dispatcher", "providers", "strategies"))
 
 
 def message(index: int) -> bytes:
@@ -51,38 +51,24 @@ def message(index: int) -> bytes:
     )
 
 
-class Recorder:
-    """A `sys.setprofile` hook counting calls into first-party code."""
-
-    def __init__(self) -> None:
-        self.calls: Counter[tuple[str, str]] = Counter()
-
-    def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
-        if event != "call":
-            return
-        path = frame.f_code.co_filename
-        if path.startswith(OURS):
-            module = str(Path(path).relative_to(ROOT).with_suffix("")).replace("/", ".")
-            self.calls[(module, frame.f_code.co_qualname)] += 1
-
-
-async def trace(endpoint: str, redis_url: str) -> Recorder:
+async def trace(endpoint: str, redis_url: str) -> MessageWay:
     async with sqs_client(endpoint) as sqs:
         pair = await create_queue_pair(sqs, f"trace-{int(time.time())}")
         settings = parse(
             {
-                "queue": {"url": pair.url, "endpoint_url": endpoint, "wait_time_seconds": 20},
+                "queue": {"url": pair.url, "endpoint_url": endpoint, "wait_time_seconds": 1},
                 "redis": {"url": redis_url, "key_prefix": "trace:"},
                 "dispatch": {"pollers": 1, "max_in_flight": 16, "min_in_flight": 16},
                 "routing": {"strategy": "adaptive"},
                 "providers": [{"name": "sim", "type": "simulated", "latency_ms": 1}],
             }
         )
-        recorder = Recorder()
+        recorder = MessageWay(ROOT, "trace-2")
         async with open_worker(settings) as worker:
             running = asyncio.create_task(worker.run())
             for index in (1, 2):
                 if index == 2:
+                    sys.set_coroutine_origin_tracking_depth(ORIGIN_DEPTH)
                     sys.setprofile(recorder)
                 await sqs.send_message(QueueUrl=pair.url, MessageBody=message(index).decode())
                 for _ in range(3000):  # until sent and deleted, 30 s at most
@@ -90,6 +76,7 @@ async def trace(endpoint: str, redis_url: str) -> Recorder:
                         break
                     await asyncio.sleep(0.01)
                 sys.setprofile(None)
+                sys.set_coroutine_origin_tracking_depth(0)
             worker.stop()
             await running
         return recorder
@@ -113,15 +100,23 @@ def main() -> None:
     functions = sorted(recorder.calls)
     modules = sorted({module for module, _ in functions})
     named = [f for f in functions if "<" not in f[1]]  # no comprehensions, lambdas, genexprs
+    way = sorted(recorder.way)
+    way_modules = sorted({site[0] for call in way for site in call})
     lines = [
         "`python -m bench.trace_path` (one message, receive to delete, a real worker on fauxqs",
         "and Redis with a simulated provider; first-party code only)",
         "",
         "| figure | value |",
         "|---|---|",
-        f"| distinct functions called | {len(functions)} ({len(named)} named) |",
-        f"| calls | {sum(recorder.calls.values())} |",
-        f"| modules | {len(modules)}: {', '.join(modules)} |",
+        f"| the message's way: calls between modules carrying it | {len(way)} |",
+        f"| the message's way: modules | {len(way_modules)}: {', '.join(way_modules)} |",
+        f"| deep: distinct functions called | {len(functions)} ({len(named)} named) |",
+        f"| deep: calls | {sum(recorder.calls.values())} |",
+        f"| deep: modules | {len(modules)}: {', '.join(modules)} |",
+        "",
+        "The way, call by call (caller -> callee):",
+        "",
+        *(f"- `{a[0]}.{a[1]}` -> `{b[0]}.{b[1]}`" for a, b in way),
     ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")

@@ -20,6 +20,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import RedisError
 
 from dispatcher import __version__
+from dispatcher.admission import RATE_AHEAD_SECONDS
 from dispatcher.config import ConfigError, RedisSettings, RoutingSettings, Settings
 from dispatcher.health.memory import MemoryHealth
 from dispatcher.health.redis import RedisHealth
@@ -30,7 +31,7 @@ from dispatcher.ops.metrics import worker_registry
 from dispatcher.ops.probes import serving_probes
 from dispatcher.queue import SqsQueue, resolve_dead_letter_url
 from dispatcher.redis_connection import connection_class
-from dispatcher.router import RATE_AHEAD_SECONDS, Router
+from dispatcher.router import Router
 from dispatcher.scripts import RedisClient
 from dispatcher.stats import Stats
 from dispatcher.suppression import AddressHasher

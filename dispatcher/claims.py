@@ -18,13 +18,13 @@ from __future__ import annotations
 import itertools
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 import structlog
 from redis.exceptions import RedisError
 
+from dispatcher.admission import Route
 from dispatcher.config import DispatchSettings
-from dispatcher.delivery import keep_to, unfit
+from dispatcher.delivery import keep_to
 from dispatcher.health.base import Permit
 from dispatcher.in_flight import InFlight
 from dispatcher.ledger import Claim, ClaimRequest, ClaimVerdict, Ledger
@@ -35,9 +35,6 @@ from dispatcher.settler import Settler
 from dispatcher.slots import Slots
 from dispatcher.stats import Stats
 from providers.base import Provider
-
-if TYPE_CHECKING:
-    from dispatcher.router import Route
 
 log = structlog.get_logger("dispatcher.worker")
 ADMIT_RETRY_SECONDS = 1  # a batch handed back after an unexpected error comes back this soon
@@ -63,6 +60,7 @@ class Claims:
         self._policy, self._ledger, self._gate, self._settler = policy, ledger, gate, settler
         self._slots, self._stats, self._in_flight = slots, stats, in_flight
         self._providers = tuple(providers)
+        self._largest = max((p.max_message_bytes for p in self._providers), default=0)
         self._visibility, self._lease = visibility_timeout, lease
         self._owner_prefix = owner_prefix
         self._owners = itertools.count()
@@ -194,7 +192,7 @@ class Claims:
                 self._stats.busy += 1
                 self._settler.enqueue_visibility([(message, self._visibility)])
             return None
-        if unfit(email, self._providers):
+        if email.size > self._largest:  # no configured provider accepts a message this large
             self._slots.release(1)
             self._settler.enqueue_dead_letter([(message, "too large for every provider")])
             return None

@@ -21,16 +21,14 @@ import enum
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
+from dispatcher.admission import Route
 from dispatcher.config import DispatchSettings
 from dispatcher.health.base import Observation, Permit
 from dispatcher.ledger import RecordStatus
 from dispatcher.message import Email
 from providers.base import Outcome, Provider, Status
-
-if TYPE_CHECKING:
-    from dispatcher.router import Route
 
 
 class Action(enum.StrEnum):
@@ -59,7 +57,7 @@ class Decision:
         return ",".join(names) or None
 
 
-class Admission(Protocol):
+class Gate(Protocol):
     """Who may be tried (a failover needs a closed circuit and a rate token), the observation
     that goes to the health windows for each send (stamped with the breaker `generation` its
     route was planned under, or its probe permit's), and where an unused permit goes back."""
@@ -74,7 +72,7 @@ class Admission(Protocol):
 async def attempt(
     email: Email,
     route: Route,
-    gate: Admission,
+    gate: Gate,
     attempts_before: int,
     policy: DispatchSettings,
     rng: random.Random,
@@ -154,11 +152,6 @@ def keep_to(route: Route, provider: str, configured: Sequence[Provider]) -> Perm
     route.order = [p for p in route.order if p.name == provider]
     route.first_admitted, route.permit, route.delay = False, None, 0.0
     return dropped
-
-
-def unfit(email: Email, providers: Sequence[Provider]) -> bool:
-    """True when no configured provider accepts a message this large."""
-    return all(p.max_message_bytes < email.size for p in providers)
 
 
 def _retry(

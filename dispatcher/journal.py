@@ -25,7 +25,7 @@ import structlog
 from redis.exceptions import RedisError
 
 from dispatcher.ledger import Ledger, RecordStatus, Settlement, SettleVerdict
-from dispatcher.queue import SqsQueue
+from dispatcher.queue import Received, SqsQueue
 
 log = structlog.get_logger("dispatcher.journal")
 
@@ -78,8 +78,8 @@ class Journal:
         except RedisError as exc:
             log.warning("journal_replay_deferred", count=len(entries), error=type(exc).__name__)
             return 0
-        recorded = [
-            receipt
+        recorded = [  # a delete needs only the receipt, which is all the journal keeps
+            Received(sqs_id="", receipt=receipt, body="", receive_count=0)
             for (_, receipt), result in zip(entries, results, strict=True)
             if result.verdict is not SettleVerdict.FAILED
         ]

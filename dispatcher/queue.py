@@ -65,17 +65,17 @@ class SqsQueue:
         )
         return [_received(m) for m in reply.get("Messages", [])]
 
-    async def delete(self, receipts: Sequence[str]) -> list[str]:
-        """Delete messages; returns the receipts that could not be deleted."""
+    async def delete(self, messages: Sequence[Received]) -> list[Received]:
+        """Delete messages by their newest receipts; returns those that could not be deleted."""
 
-        async def call(chunk: Sequence[str]) -> list[str]:
+        async def call(chunk: Sequence[Received]) -> list[Received]:
             reply = await self._client.delete_message_batch(
                 QueueUrl=self.url,
-                Entries=[{"Id": str(i), "ReceiptHandle": r} for i, r in enumerate(chunk)],
+                Entries=[{"Id": str(i), "ReceiptHandle": m.receipt} for i, m in enumerate(chunk)],
             )
             return [chunk[int(f["Id"])] for f in reply.get("Failed", [])]
 
-        return await _chunked(receipts, call)
+        return await _chunked(messages, call)
 
     async def change_visibility(self, entries: Sequence[tuple[str, int]]) -> list[str]:
         """Set (receipt, seconds) visibility; returns the receipts that failed."""
@@ -111,10 +111,8 @@ class SqsQueue:
             )
             failed = {int(f["Id"]) for f in reply.get("Failed", [])}
             moved = [msg for i, (msg, _) in enumerate(chunk) if i not in failed]
-            undeleted = set(await self.delete([m.receipt for m in moved]))
-            return [chunk[i][0] for i in sorted(failed)] + [
-                m for m in moved if m.receipt in undeleted
-            ]
+            undeleted = {id(m) for m in await self.delete(moved)}
+            return [chunk[i][0] for i in sorted(failed)] + [m for m in moved if id(m) in undeleted]
 
         chunks = _by_size(items, lambda item: _dead_letter_size(*item))
         results = await asyncio.gather(*(call(chunk) for chunk in chunks))

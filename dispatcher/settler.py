@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import structlog
 from redis.exceptions import RedisError
@@ -42,18 +42,11 @@ def reason_class(reason: str) -> str:
 
 
 class Settler:
-    """Records outcomes in `ledger` and `health`, then acts on `queue`. Each send it is done
-    with (recorded, or let go) is handed to `on_done`, which owns the in-flight bookkeeping."""
+    """Records outcomes in `ledger` and `health`, then acts on `queue`. Each flush returns the
+    sends it is done with (recorded, or let go); their in-flight bookkeeping is the caller's."""
 
-    def __init__(
-        self,
-        ledger: Ledger,
-        health: HealthStore,
-        queue: SqsQueue,
-        on_done: Callable[[list[Done]], None],
-    ) -> None:
+    def __init__(self, ledger: Ledger, health: HealthStore, queue: SqsQueue) -> None:
         self._ledger, self._health, self._queue = ledger, health, queue
-        self._on_done = on_done
         self._completions: list[tuple[InFlight, Decision]] = []
         self._observations: list[Observation] = []  # not yet fed to the health windows
         self._deletes: list[Received] = []
@@ -84,34 +77,32 @@ class Settler:
         self._dead.extend(messages)
         self._wake.set()
 
-    async def run(self) -> None:
-        while True:
+    async def next_flush(self) -> list[Done]:
+        """Wait for something to settle, then flush; returns what the flush is done with. After
+        a flush Redis refused, a growing pause instead, then the same work again."""
+        if self._redis_failures:
+            await asyncio.sleep(min(5.0, 0.1 * 2 ** min(self._redis_failures, 6)))
+        else:
             await self._wake.wait()
-            self._wake.clear()
-            await self.flush()
-            if self._redis_failures:
-                await asyncio.sleep(min(5.0, 0.1 * 2 ** min(self._redis_failures, 6)))
-                self._wake.set()
+        self._wake.clear()
+        return await self.flush()
 
-    async def close(self) -> None:
-        """Final flush at shutdown: everything recorded is also acted on."""
-        await self.flush()
-
-    async def flush(self) -> None:
+    async def flush(self) -> list[Done]:
+        """Record the completions, then act on the queue; returns the sends it is done with."""
         async with self._flushing:
-            await self._flush()
+            return await self._flush()
 
-    async def _flush(self) -> None:
+    async def _flush(self) -> list[Done]:
         completions, self._completions = self._completions, []
-        if completions:
-            await self._record(completions)
+        done = await self._record(completions) if completions else []
         deletes, self._deletes = self._deletes, []
         delays, self._delays = self._delays, []
         dead, self._dead = self._dead, []
         if deletes or delays or dead:
             await self._act(deletes, delays, dead)
+        return done
 
-    async def _record(self, completions: list[tuple[InFlight, Decision]]) -> None:
+    async def _record(self, completions: list[tuple[InFlight, Decision]]) -> list[Done]:
         # Each outcome feeds the health windows once, even when the ledger write is retried.
         observations, self._observations = self._observations, []
         settled, observed = await asyncio.gather(
@@ -129,7 +120,7 @@ class Settler:
             if self._redis_failures == 1:
                 log.warning("ledger_unavailable", error=type(settled).__name__)
             self._completions[:0] = completions
-            return
+            return []
         if self._redis_failures:
             log.info("ledger_restored", failed_flushes=self._redis_failures)
         self._redis_failures = 0
@@ -145,7 +136,7 @@ class Settler:
                 continue
             self._act_on(entry, decision, result.verdict)
             _canonical_line(entry, decision, result.attempts)
-        self._on_done(done)
+        return done
 
     def _act_on(self, entry: InFlight, decision: Decision, verdict: SettleVerdict) -> None:
         """Queue the SQS action that follows a recorded outcome."""
@@ -189,7 +180,7 @@ class Settler:
     ) -> None:
         queue = self._queue
         results = await asyncio.gather(
-            queue.delete([m.receipt for m in deletes]),
+            queue.delete(deletes),
             queue.change_visibility([(m.receipt, s) for m, s in delays]),
             queue.dead_letter(dead),
             return_exceptions=True,

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import structlog
 
+from dispatcher.admission import Route
 from dispatcher.backoff import PollBackoff
 from dispatcher.claims import Claims
 from dispatcher.concurrency import AdaptiveLimit, adapt_limit
@@ -36,7 +37,7 @@ from dispatcher.ledger import ClaimRequest, Ledger, RecordStatus
 from dispatcher.ledger_epoch import LedgerEpoch
 from dispatcher.ledger_gate import LedgerGate
 from dispatcher.queue import SQS_BATCH, Received, SqsQueue
-from dispatcher.router import Route, Router
+from dispatcher.router import Router
 from dispatcher.settler import Done, Settler
 from dispatcher.slots import Slots
 from dispatcher.stats import Stats
@@ -66,7 +67,7 @@ class Worker:
         self.in_flight: dict[str, InFlight] = {}
         self.limit = AdaptiveLimit(policy)
         self.slots = Slots(self.limit.limit)
-        self.settler = Settler(ledger, router.health, queue, self._finished)
+        self.settler = Settler(ledger, router.health, queue)
         self._stopping = asyncio.Event()
         self._lease = queue.visibility_timeout + 5.0
         self._taking_work = True
@@ -109,7 +110,7 @@ class Worker:
                 keep_visible(self.queue, self.ledger, self.in_flight, self._lease, self.epoch)
             )
             limiting = group.create_task(adapt_limit(self.limit, self.slots))
-            settling = group.create_task(self.settler.run())
+            settling = group.create_task(self._settle())
             await self._stopping.wait()
             # Long polls are let finish (a cancelled one can still take messages on the server
             # side, hiding them for a visibility timeout); what they bring is handed back.
@@ -117,7 +118,7 @@ class Worker:
             await self._hand_back()
             heartbeat.cancel()
             limiting.cancel()
-            await self.settler.close()
+            self._finished(await self.settler.flush())  # the last: all recorded is acted on
             settling.cancel()
         log.info("worker_stopped", sent=self.stats.sent, released=self.stats.released)
 
@@ -236,7 +237,7 @@ class Worker:
             decision = await attempt(
                 entry.email,
                 route,
-                self.router,
+                self.router.admission,
                 entry.attempts_before,
                 self.policy,
                 self.rng,
@@ -266,7 +267,7 @@ class Worker:
     async def _hand_back(self) -> None:
         """Record what finished; give every unfinished message back to the queue now. A send
         accepted but not recorded (Redis away) is never handed back: it is kept and journalled."""
-        await self.settler.flush()
+        self._finished(await self.settler.flush())
         for entry in self.settler.keep_unrecorded(self.journal):
             self._forget(entry)
         unfinished = list(self.in_flight.values())
@@ -280,6 +281,11 @@ class Worker:
         """This worker is done with `entry`: its slot is free."""
         self.in_flight.pop(entry.email.id, None)
         self.slots.release(1)
+
+    async def _settle(self) -> None:
+        """The settler's loop: each flush's finished sends have their slots freed here."""
+        while True:
+            self._finished(await self.settler.next_flush())
 
     def _finished(self, done: list[Done]) -> None:
         """The settler is done with these sends: free their slots and count them."""

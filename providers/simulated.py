@@ -88,14 +88,15 @@ class Simulated(BaseProvider):
         """Back to the configured latency and error rate, and up."""
         self.set_fault(self._options.error_rate, False, self._options.latency_ms)
 
-    async def send(self, email: Email) -> Outcome:
-        outcome = await super().send(email)
+    async def _send(self, email: Email) -> Outcome:
+        """An answer after the configured latency; `outcomes` counts each one given."""
+        jitter = 1 + self._random.uniform(-JITTER, JITTER)
+        await asyncio.sleep(self.latency_ms * jitter / 1000)
+        outcome = self._answer(email)
         self.outcomes[outcome.status] += 1
         return outcome
 
-    async def _send(self, email: Email) -> Outcome:
-        jitter = 1 + self._random.uniform(-JITTER, JITTER)
-        await asyncio.sleep(self.latency_ms * jitter / 1000)
+    def _answer(self, email: Email) -> Outcome:
         if self.down:
             return Outcome(Status.DOWN, self.name, error="http_503", detail="simulated outage")
         if self._random.random() < self.error_rate:

@@ -244,7 +244,7 @@ class Simulation:
         started = router.begin(first) if first is not None else 0.0
         try:
             decision = await attempt(
-                message.email, route, router, message.attempts, self.policy, self._rng
+                message.email, route, router.admission, message.attempts, self.policy, self._rng
             )
         finally:
             if first is not None:

@@ -78,10 +78,10 @@ async def test_the_router_holds_a_failing_provider_before_the_shared_breaker_hea
     router = router_on(redis, redis_url, clock)
     await router.refresh(force=True)
     for _ in range(3):
-        router.observe(down("a"), None, 0)  # answered, not yet recorded in Redis
+        router.admission.observe(down("a"), None, 0)  # answered, not yet recorded in Redis
     orders = [[p.name for p in r.order] for r in await router.plan(4)]
     assert orders == [["b"]] * 4
-    assert not await router.admit("a")
+    assert not await router.admission.admit("a")
     assert 0.1 <= router.wait_hint() <= 2.0
     # The shared breaker hears of it (the settler records the failures) and opens: from then
     # on the shared state decides, and its half-open probes wake the pollers quickly.

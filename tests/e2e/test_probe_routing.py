@@ -102,7 +102,7 @@ async def test_a_late_failure_routed_while_closed_leaves_a_half_open_breaker_alo
     assert [p.name for p in route.order] == ["a", "b"]
     generation = await half_open(router, clock)  # meanwhile it trips and goes half-open
     await router.refresh(force=True)
-    decision = await attempt(EMAIL, route, router, 0, POLICY, random.Random(1))
+    decision = await attempt(EMAIL, route, router.admission, 0, POLICY, random.Random(1))
     await router.health.record(decision.observations)
     health = (await router.health.snapshot())["a"]
     assert (health.circuit, health.generation) == (Circuit.HALF_OPEN, generation)
@@ -117,7 +117,7 @@ async def test_a_stale_success_does_not_close_a_half_open_breaker_a_probe_does(
     [stale] = await router.plan(1)
     generation = await half_open(router, clock)
     await router.refresh(force=True)
-    decision = await attempt(EMAIL, stale, router, 0, POLICY, random.Random(1))
+    decision = await attempt(EMAIL, stale, router.admission, 0, POLICY, random.Random(1))
     await router.health.record(decision.observations)
     health = (await router.health.snapshot())["a"]
     assert (health.circuit, health.generation) == (Circuit.HALF_OPEN, generation)
@@ -126,7 +126,7 @@ async def test_a_stale_success_does_not_close_a_half_open_breaker_a_probe_does(
     [probe] = await router.plan(1)
     assert probe.permit is not None
     assert probe.permit.generation == generation
-    decision = await attempt(EMAIL, probe, router, 0, POLICY, random.Random(1))
+    decision = await attempt(EMAIL, probe, router.admission, 0, POLICY, random.Random(1))
     await router.health.record(decision.observations)
     assert (await router.health.snapshot())["a"].circuit is Circuit.CLOSED
     assert a.received == ["p-1", "p-1"]
@@ -147,7 +147,7 @@ async def test_a_permit_without_a_rate_token_is_released_in_the_same_plan(
     assert [r.permit is not None for r in routes] == [True, False, False]
     assert await permits(redis) == 1  # the probe's own, nothing else
     for route in routes:
-        decision = await attempt(EMAIL, route, router, 0, POLICY, random.Random(1))
+        decision = await attempt(EMAIL, route, router.admission, 0, POLICY, random.Random(1))
         await router.health.record(decision.observations)
     assert await permits(redis) == 0
     assert (await router.health.snapshot())["a"].circuit is Circuit.HALF_OPEN  # one probe of 2
@@ -164,7 +164,7 @@ async def test_a_permit_for_a_provider_too_small_for_the_message_is_released(
     [route] = await router.plan(1)  # planned without the message's size: "a" gets a permit
     assert route.permit is not None
     assert await permits(redis) == 1
-    decision = await attempt(EMAIL, route, router, 0, POLICY, random.Random(1))
+    decision = await attempt(EMAIL, route, router.admission, 0, POLICY, random.Random(1))
     assert [o.provider for o in decision.tried] == ["b"]
     assert await permits(redis) == 0
     grant = (await router.health.acquire_permits({"a": 2}))["a"]
