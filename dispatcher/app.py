@@ -31,6 +31,7 @@ from dispatcher.ops.metrics import worker_registry
 from dispatcher.ops.probes import serving_probes
 from dispatcher.queue import SqsQueue, resolve_dead_letter_url
 from dispatcher.redis_connection import connection_class
+from dispatcher.round_trips import RoundTrips
 from dispatcher.router import Router
 from dispatcher.scripts import RedisClient
 from dispatcher.stats import Stats
@@ -106,8 +107,10 @@ async def open_worker(
         queue = await open_queue(settings, sqs)
         prefix = settings.redis.key_prefix
         hasher = AddressHasher(settings.suppression.secret, prefix)
-        ledger = Ledger(redis, prefix, dispatch.record_ttl_days * 86_400, hasher=hasher)
-        health = await health_store(settings, redis)
+        trips = RoundTrips(redis)  # a flush's settle and health record: one round trip
+        ttl = dispatch.record_ttl_days * 86_400
+        ledger = Ledger(redis, prefix, ttl, hasher=hasher, trips=trips)
+        health = await health_store(settings, redis, trips)
         router = Router(strategy, providers, settings.providers, health, random.Random())
         yield Worker(dispatch, queue, ledger, router, stats, epoch=LedgerEpoch(redis, prefix))
 
@@ -166,7 +169,9 @@ async def warn_if_evicting(redis: RedisClient) -> None:
         )
 
 
-async def health_store(settings: Settings, redis: RedisClient) -> ResilientHealth:
+async def health_store(
+    settings: Settings, redis: RedisClient, trips: RoundTrips | None = None
+) -> ResilientHealth:
     """Shared health in Redis, falling back to per-process health while Redis is away. Its
     scripts are registered now, so that the first batch does not pay for it."""
     shared = RedisHealth(
@@ -175,6 +180,7 @@ async def health_store(settings: Settings, redis: RedisClient) -> ResilientHealt
         settings.providers,
         settings.routing,
         ahead_seconds=RATE_AHEAD_SECONDS,
+        trips=trips,
     )
     try:
         await shared.load_scripts()

@@ -45,7 +45,8 @@ from dispatcher.ledger_record import (
     SettleVerdict,
     parse_record,
 )
-from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load, run_batch
+from dispatcher.round_trips import RoundTrips
+from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load
 from dispatcher.suppression import AddressHasher
 
 __all__ = [  # the vocabulary lives in ledger_record.py; it is imported from here too
@@ -80,8 +81,10 @@ class Ledger:
         ttl_seconds: int,
         clock: Callable[[], float] | None = None,
         hasher: AddressHasher | None = None,
+        trips: RoundTrips | None = None,
     ) -> None:
         self._redis = client
+        self._trips = trips or RoundTrips(client)  # shared with the health store by the app
         self._prefix = prefix
         self._ttl = str(ttl_seconds)
         self._clock = clock
@@ -133,7 +136,7 @@ class Ledger:
                     self._claim_parts(requests[i], script_keys, args)
                 CLAIM.queue(pipe, script_keys, args)
 
-        replies = await run_batch(self._redis, SCRIPTS, build, isolate=True)
+        replies = await self._trips.run(SCRIPTS, build, isolate=True)
         return _ungroup(groups, replies, lambda i, r: _claim(requests[i].message_id, r))
 
     def _claim_parts(self, req: ClaimRequest, script_keys: list[str], args: list[Any]) -> None:
@@ -171,7 +174,7 @@ class Ledger:
                 SETTLE.queue(pipe, script_keys, args)
             self._count_sent(pipe, settlements)
 
-        replies = await run_batch(self._redis, SCRIPTS, build, isolate=True)
+        replies = await self._trips.run(SCRIPTS, build, isolate=True)
         return _ungroup(groups, replies, lambda i, r: _settled(settlements[i].message_id, r))
 
     def _groups(self, message_ids: Sequence[str]) -> list[list[int]]:
@@ -215,7 +218,7 @@ class Ledger:
                     pipe, self._keys(message_id), [owner, now, lease, self._ttl, message_id]
                 )
 
-        replies = await run_batch(self._redis, SCRIPTS, build, isolate=True)
+        replies = await self._trips.run(SCRIPTS, build, isolate=True)
         return [not isinstance(held, Exception) and bool(held) for held in replies]
 
     async def get(self, message_id: str) -> Record | None:

@@ -35,7 +35,8 @@ from dispatcher.health.base import (
     with_override,
 )
 from dispatcher.health.tally import tally
-from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load, run_batch
+from dispatcher.round_trips import RoundTrips
+from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load
 from strategies.base import Circuit
 
 RECORD, BREAKER = LuaScript("health_record"), LuaScript("breaker_record", "_breaker")
@@ -82,8 +83,10 @@ class RedisHealth:
         rng: random.Random | None = None,
         *,
         ahead_seconds: float = 0.0,
+        trips: RoundTrips | None = None,
     ) -> None:
         self._redis = client
+        self._trips = trips or RoundTrips(client)  # shared with the ledger by the app
         self._ahead = _ms(ahead_seconds)
         self._prefix = prefix
         self._settings = {p.name: p for p in providers}
@@ -131,7 +134,7 @@ class RedisHealth:
             RECORD.queue(pipe, win_keys, win_args)
             BREAKER.queue(pipe, brk_keys, brk_args)
 
-        await run_batch(self._redis, SCRIPTS, build)
+        await self._trips.run(SCRIPTS, build)
 
     async def snapshot(self) -> dict[str, ProviderHealth]:
         """Every provider's health, after the transitions time alone causes; one round trip."""
@@ -153,7 +156,7 @@ class RedisHealth:
         def build(pipe: AnyPipeline) -> None:
             SNAPSHOT.queue(pipe, snap_keys, args)
 
-        [reply] = await run_batch(self._redis, SCRIPTS, build)
+        [reply] = await self._trips.run(SCRIPTS, build)
         at, width = int(reply[0]) / 1000, _SNAPSHOT_WIDTH
         return {
             name: self._parse(name, at, reply[1 + i * width : 1 + (i + 1) * width])
@@ -209,7 +212,7 @@ class RedisHealth:
         def build(pipe: AnyPipeline) -> None:
             PERMIT.queue(pipe, permit_keys, args)
 
-        [reply] = await run_batch(self._redis, SCRIPTS, build)
+        [reply] = await self._trips.run(SCRIPTS, build)
         grants = {}
         for name, (state, gen, *tokens) in zip(names, reply, strict=True):
             grants[name] = ProbeGrant(Circuit(_text(state)), int(gen), _permits(name, gen, tokens))
@@ -243,7 +246,7 @@ class RedisHealth:
         def build(pipe: AnyPipeline) -> None:
             RATE.queue(pipe, rate_keys, args)
 
-        [reply] = await run_batch(self._redis, SCRIPTS, build)
+        [reply] = await self._trips.run(SCRIPTS, build)
         for name, (granted, wait_ms) in zip(limited, reply, strict=True):
             grants[name] = RateGrant(int(granted), float(wait_ms) / 1000)
         return grants
@@ -273,7 +276,7 @@ class RedisHealth:
         def build(pipe: AnyPipeline) -> None:
             RESERVE.queue(pipe, reserve_keys, args)
 
-        [reply] = await run_batch(self._redis, SCRIPTS, build)
+        [reply] = await self._trips.run(SCRIPTS, build)
         for name, (granted, wait_ms, gen, *tokens) in zip(names, reply, strict=True):
             rate = RateGrant(int(granted), float(wait_ms) / 1000)
             booked[name] = Booking(rate, _permits(name, gen, tokens) if tokens else ())

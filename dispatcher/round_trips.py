@@ -1,0 +1,117 @@
+"""One Redis round trip for the script calls queued in one turn of the event loop.
+
+The worker's ledger and health stores each send their calls as one pipeline (`scripts.run_batch`).
+When they are sent at the same moment, as a flush does (the ledger's settle and the health
+record are gathered), `RoundTrips` puts them on one pipeline: the first call of a loop turn
+schedules the send for the end of the turn, and every call queued before then goes with it. Each
+caller gets back its own replies, and its own error: an error reply raises for the caller whose
+call it answers (unless it concerns one key and that caller isolates those), and a failed round
+trip raises for every caller in it. A reply of NOSCRIPT reloads the scripts of every caller and
+sends the whole pipeline again, once.
+
+The pipeline is sent by a task of its own, so a caller that stops waiting (a timeout) does not
+cancel the others' calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, concerns_one_key, load
+
+
+@dataclass(slots=True)
+class _Call:
+    scripts: Sequence[LuaScript]
+    build: Callable[[AnyPipeline], None]
+    isolate: bool
+    replies: asyncio.Future[list[Any]]
+
+
+class RoundTrips:
+    """Merges the pipelines of one Redis client queued in the same loop turn."""
+
+    def __init__(self, client: RedisClient) -> None:
+        self._client = client
+        self._waiting: list[_Call] = []
+        self._sends: set[asyncio.Task[None]] = set()  # held until done (asyncio keeps weak refs)
+
+    async def run(
+        self,
+        scripts: Sequence[LuaScript],
+        build: Callable[[AnyPipeline], None],
+        *,
+        isolate: bool = False,
+    ) -> list[Any]:
+        """Queue calls with `build`; their replies once the shared round trip is back. With
+        `isolate`, errors that concern one key are returned in place of their reply."""
+        loop = asyncio.get_running_loop()
+        call = _Call(scripts, build, isolate, loop.create_future())
+        if not self._waiting:
+            loop.call_soon(self._send_waiting)
+        self._waiting.append(call)
+        return await call.replies
+
+    def _send_waiting(self) -> None:
+        calls, self._waiting = self._waiting, []
+        task = asyncio.create_task(self._send(calls))
+        self._sends.add(task)
+        task.add_done_callback(self._sends.discard)
+
+    async def _send(self, calls: list[_Call]) -> None:
+        try:
+            replies = await self._execute(calls)
+        except asyncio.CancelledError:  # shutting down: nobody gets an answer
+            for call in calls:
+                call.replies.cancel()
+            raise
+        except Exception as exc:  # the round trip failed: every caller hears of it
+            for call in calls:
+                if not call.replies.done():
+                    call.replies.set_exception(exc)
+            return
+        for call, mine in zip(calls, replies, strict=True):
+            if not call.replies.done():  # else its caller stopped waiting
+                _answer(call, mine)
+
+    async def _execute(self, calls: list[_Call]) -> list[list[Any]]:
+        """Every call's replies, in one pipeline (sent again once after a NOSCRIPT)."""
+        for attempt in (1, 2):
+            sizes: list[int] = []
+            async with self._client.pipeline(transaction=False) as pipe:
+                for call in calls:
+                    before = len(pipe)
+                    call.build(pipe)
+                    sizes.append(len(pipe) - before)
+                try:
+                    flat: list[Any] = await pipe.execute(raise_on_error=False)
+                except NoScriptError:
+                    flat = [NoScriptError()]
+            if attempt == 1 and any(isinstance(r, NoScriptError) for r in flat):
+                await load(
+                    self._client, list({s.sha: s for c in calls for s in c.scripts}.values())
+                )
+                continue
+            return _split(flat, sizes)
+        raise AssertionError("unreachable")
+
+
+def _split(flat: list[Any], sizes: list[int]) -> list[list[Any]]:
+    out, start = [], 0
+    for size in sizes:
+        out.append(flat[start : start + size])
+        start += size
+    return out
+
+
+def _answer(call: _Call, replies: list[Any]) -> None:
+    for reply in replies:
+        if isinstance(reply, Exception) and not (call.isolate and concerns_one_key(reply)):
+            call.replies.set_exception(reply)
+            return
+    call.replies.set_result(replies)
