@@ -11,6 +11,7 @@ event loop leaks into another's figures, and writes its section to `bench/result
     ses_cost    client CPU per SES send against a raw POST (bench/ses_cost.py)
     trace_path  the first-party calls one message makes, receive to delete (bench/trace_path.py)
     rate_limit  a shared rate limit at the provider, 2 and 3 workers (bench/rate_limit.py)
+    brownout    one of three providers at 1,000 ms, per strategy, a real worker (bench/brownout.py)
     fleet       1, 2 and 3 workers on one Redis and on a three-primary cluster (bench/fleet.py)
 
 `python -m bench throughput simulate` runs only those parts; RESULTS.md is rebuilt from every
@@ -41,6 +42,7 @@ PARTS = (
     "ses_cost",
     "trace_path",
     "rate_limit",
+    "brownout",
     "fleet",
 )
 SECTIONS = (*PARTS, "notes")  # notes.md is hand-written: what the figures mean
@@ -54,6 +56,7 @@ TITLES = {
     "ses_cost": "Amazon SES: CPU per send",
     "trace_path": "The way of one message",
     "rate_limit": "Shared rate limits at the provider",
+    "brownout": "Brownout end to end",
     "fleet": "The fleet: workers sharing one Redis, or a cluster",
 }
 

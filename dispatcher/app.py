@@ -78,6 +78,7 @@ def tuning(routing: RoutingSettings) -> Tuning:
         stale_seconds=routing.stale_seconds,
         slow_start_seconds=routing.slow_start_seconds,
         panic_threshold=routing.panic_threshold,
+        latency_outlier_ratio=routing.latency_outlier_ratio,
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dispatcher.config_sections import AMBIGUOUS_POLICIES, BreakerSettings, ConfigError, Settings
 
 
@@ -69,6 +71,11 @@ def _check_routing(settings: Settings) -> None:
         "at most 600 buckets per window",
     )
     _require(0 <= r.panic_threshold <= 1, "routing.panic_threshold", "must be 0..1")
+    _require(
+        1 <= r.latency_outlier_ratio < math.inf,
+        "routing.latency_outlier_ratio",
+        "must be >= 1 and finite",
+    )
 
 
 def _check_providers(settings: Settings) -> None:

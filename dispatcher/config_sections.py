@@ -72,6 +72,7 @@ class RoutingSettings:
     latency_decay_seconds: float = 10.0  # peak-EWMA forgiveness time constant
     slow_start_seconds: float = 30.0  # after recovery, share ramps up over this long
     panic_threshold: float = 0.5  # under this share of healthy providers: spread on purpose
+    latency_outlier_ratio: float = 10.0  # adaptive: costlier than this x the cheapest: outlier
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,15 @@ For each eligible provider `p` (all factors are 1 when their signal is missing):
     probe      = 1 when the circuit is closed, PROBE_SHARE (0.05) otherwise (half-open)
     success    = success_rate ^ SUCCESS_EXPONENT (4), once calls >= MIN_CALLS (10)
     cost       = latency * (1 + in_flight / 32)       (peak-EWMA cost; see scoring.load_factor)
-    speed      = min(1, cheapest / cost) ^ LATENCY_EXPONENT (2)
+    r          = min(1, cheapest / cost)
+    speed      = r ^ LATENCY_EXPONENT (2)                          while r >= 1 / outlier
+               = (1 / outlier) ^ 2 * (r * outlier) ^ OUTLIER_EXPONENT (4)   beyond (continuous)
     score(p)   = base(p) * success * speed
+
+`outlier` is `tuning.latency_outlier_ratio` (10): a provider costing more than that many times
+the cheapest is a latency outlier, and its weight falls with the fourth power of its cost
+instead of the square, so a deep brownout keeps only a trickle (the samples that tell when it
+is over), while near-equal providers share exactly as before.
 
 `cheapest` is the lowest cost among healthy providers (see panic below), or among all when none
 is healthy; capping `speed` at 1 keeps a failing provider's fast errors from earning it share.
@@ -26,8 +33,9 @@ calls >= MIN_CALLS and success_rate < HEALTHY_SUCCESS). When healthy providers m
 distrusted and `score(p) = base(p)`: traffic spreads over every eligible provider by static
 weight, within its headroom, instead of piling onto one survivor.
 
-What this gives (three equal providers unless said): a 20x brownout weighs (1/20)^2 = 1/400 of
-a peer, about 0.1 % of first choices (0.25 % of two); an outage (success ~0) weighs ~0; equal
+What this gives (three equal providers unless said): a 20x brownout weighs (1/10)^2 * (1/2)^4 =
+1/1600 of a peer, about 0.03 % of first choices; a 50x one (issue 11's 1,000 ms against 20 ms)
+1/62500; a 10x one 1/100 as before; an outage (success ~0) weighs ~0; equal
 peers share evenly, and near-equal ones nearly evenly, since the first choice is a weighted draw,
 not a comparison (a comparison would send every replica to the same marginally better
 provider). 10 % slower costs about 17 % of the weight, 10 % errors about 34 %.
@@ -53,6 +61,7 @@ MIN_CALLS = 10  # fewer calls in the window: no verdict on the success rate
 SUCCESS_EXPONENT = 4
 LATENCY_EXPONENT = 2
 HEALTHY_SUCCESS = 0.5  # below this success rate (with MIN_CALLS) a provider counts as failing
+OUTLIER_EXPONENT = 4  # how fast a latency outlier's weight falls beyond the outlier ratio
 PROBE_SHARE = 0.05  # a half-open provider's weight relative to a healthy peer's
 _FLOOR = 1e-12  # every eligible provider keeps a positive weight, so the draw is well defined
 
@@ -90,8 +99,9 @@ class Adaptive:
             return [s[0] or _FLOOR for s in signals]
         costs = _costs(signals)
         cheapest = min([cost for cost, ok in zip(costs, healthy, strict=True) if ok] or costs)
+        knee = 1 / max(tuning.latency_outlier_ratio, 1.0)
         return [
-            s[0] * s[1] * _speed(cheapest, cost) or _FLOOR
+            s[0] * s[1] * _speed(cheapest / cost, knee) or _FLOOR
             for s, cost in zip(signals, costs, strict=True)
         ]
 
@@ -126,6 +136,12 @@ def _unit(value: float) -> float:
     return value if 0.0 <= value <= 1.0 else (0.0 if value < 0.0 else 1.0)
 
 
-def _speed(cheapest: float, cost: float) -> float:
-    """1 for the cheapest healthy cost; a failing provider's fast errors earn it nothing more."""
-    return (cheapest / cost) ** LATENCY_EXPONENT if cost > cheapest else 1.0
+def _speed(ratio: float, knee: float) -> float:
+    """The speed factor of `ratio` = cheapest / cost: 1 at or under the cheapest healthy cost (a
+    failing provider's fast errors earn it nothing more); the square down to `knee`, the fourth
+    power beyond it, continuously."""
+    if ratio >= 1.0:
+        return 1.0
+    if ratio >= knee:
+        return ratio**LATENCY_EXPONENT
+    return knee**LATENCY_EXPONENT * (ratio / knee) ** OUTLIER_EXPONENT

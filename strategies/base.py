@@ -64,6 +64,7 @@ class Tuning:
     slow_start_seconds: float = 30.0  # after recovery, weight ramps up over this long
     slow_start_min_weight: float = 0.1  # the ramp starts at this share of full weight
     panic_threshold: float = 0.5  # under this share of healthy providers: spread on purpose
+    latency_outlier_ratio: float = 10.0  # adaptive: a cost over this x the cheapest is an outlier
 
 
 class Strategy(Protocol):

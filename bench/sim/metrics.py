@@ -13,6 +13,8 @@ Shares are of sends (every provider call, failovers included) by start time::
                 the fault, or the scenario's), minus healed; a *snap*: under 5 s passed between
                 the last window since the onset in which it had under 20 % of that share and
                 the first at 80 %
+    settled     the sick provider's share of the sends started from onset + 10 s to healed (how
+                much it keeps once routing has settled; issue 11's brownout figure)
     latency     virtual, arrival to acceptance, retries and queue waits included; `p99_fault`
                 over messages arriving during the fault, `p99_base` before it
     wasted      sends that did not deliver: down, throttled, ambiguous
@@ -36,6 +38,7 @@ SHIFT_SHARE, SHIFT_WINDOW = 0.05, 1.0
 RECOVER_FRACTION, RECOVER_WINDOW = 0.8, 2.0
 DRAINED_FRACTION, SNAP_SECONDS = 0.2, 5.0
 STEP = 0.05
+SETTLED_AFTER = 10.0  # seconds after the onset from which `settled_share` counts
 MIN_FAIR_SHARE = 0.02  # a provider with less than this before the fault has nothing to recover
 WASTED = (Status.DOWN, Status.THROTTLED, Status.AMBIGUOUS)
 
@@ -60,6 +63,7 @@ class RunMetrics:
     snapped: bool | None
     closed_seconds: float | None  # from healed until its breaker was closed (inf: never)
     focus_share: float | None
+    settled_share: float | None  # the sick provider's, from onset + SETTLED_AFTER to healed
     p50_ms: float | None
     p99_ms: float | None
     p99_base_ms: float | None
@@ -118,6 +122,7 @@ def measure(trace: Trace, scenario: Scenario, strategy: str) -> RunMetrics:
         snapped=snapped,
         closed_seconds=_closed(trace, scenario),
         focus_share=_focus_share(trace, scenario, shares),
+        settled_share=_settled_share(trace, scenario, shares),
         p50_ms=_percentile(latencies, 50),
         p99_ms=_percentile(latencies, 99),
         p99_base_ms=_percentile(_arrived_in(trace, latencies, base), 99) if fault[0] else None,
@@ -205,4 +210,14 @@ def _focus_share(trace: Trace, scenario: Scenario, shares: Shares) -> float | No
         return None
     start, end = scenario.fault_window()
     share = shares.share(trace.providers.index(scenario.focus), np.array([start]), end - start)
+    return None if math.isnan(share[0]) else float(share[0])
+
+
+def _settled_share(trace: Trace, scenario: Scenario, shares: Shares) -> float | None:
+    if scenario.sick is None or scenario.onset is None:
+        return None
+    start, end = scenario.onset + SETTLED_AFTER, scenario.fault_window()[1]
+    if end <= start:
+        return None
+    share = shares.share(trace.providers.index(scenario.sick), np.array([start]), end - start)
     return None if math.isnan(share[0]) else float(share[0])

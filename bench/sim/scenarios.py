@@ -1,6 +1,7 @@
 """The fault scenarios. Times are virtual seconds; `--quick` builds each at 0.4x the length.
 
-Providers are healthy at a lognormal latency around 80 ms (p99 about 160 ms) unless stated.
+Providers are healthy at a lognormal latency around 80 ms (p99 about 160 ms) unless stated
+(`brownout_1s`, the workload of issue 11: 20 ms).
 Each scenario names the provider the metrics watch:
 
     sick        the provider whose share should fall once the fault begins (`onset`)
@@ -76,6 +77,24 @@ def brownout(s: float) -> Scenario:
         "brownout",
         f"a answers 20x slower (median 1.6 s) from {start:g} s to {end:g} s",
         _trio(a),
+        85 * s,
+        start,
+        end,
+        sick="a",
+        recovering="a",
+        focus="a",
+    )
+
+
+def brownout_1s(s: float) -> Scenario:
+    """Issue 11's workload: three providers at 20 ms, one at 1,000 ms (50x) for 30 s."""
+    start, end = 15 * s, 45 * s
+    fast = Profile(median_ms=20.0)
+    a = Profile(median_ms=20.0, slowdown=during(start, end, 50.0, 1.0))
+    return Scenario(
+        "brownout_1s",
+        f"a, b, c at 20 ms; a answers in 1,000 ms (50x) from {start:g} s to {end:g} s",
+        (ProviderSpec("a", a), ProviderSpec("b", fast), ProviderSpec("c", fast)),
         85 * s,
         start,
         end,
@@ -171,6 +190,7 @@ def cost(s: float) -> Scenario:
 SCENARIOS: dict[str, Callable[[float], Scenario]] = {
     "outage": outage,
     "brownout": brownout,
+    "brownout_1s": brownout_1s,
     "flapping": flaps,
     "throttle_storm": throttle_storm,
     "slow_recovery": slow_recovery,

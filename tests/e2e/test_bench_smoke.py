@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import load, throughput
+from bench import brownout, load, throughput
 from bench.profile import main as profile_main
 from dispatcher.dev.stack import Fauxqs
 
@@ -71,3 +71,20 @@ def test_load_runs_both_locust_scenarios(tmp_path: Path) -> None:
     assert "(no data)" not in text
     assert " 0 doubles, 0 missing." in text
     assert (tmp_path / "locust" / "e2e.json").is_file()
+
+
+def test_brownout_quick_accounts_for_every_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "brownout.md"
+    assert brownout.main(["--quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert printed == out.read_text()
+    assert printed.startswith(f"`python -m bench.brownout --quick --out {out}`")
+    rows = [line.split(" | ") for line in printed.splitlines() if line.startswith("| ")][1:]
+    assert [row[0].strip("| ") for row in rows] == list(brownout.QUICK_STRATEGIES)
+    for row in rows:
+        accepted, _, enqueued = row[5].partition(" of ")
+        assert accepted == enqueued  # every message accepted at a fake ...
+        assert (row[6], row[7]) == ("0", "0")  # ... none lost, none accepted twice
+        assert sum(int(n) for n in row[8].split(" / ")) == int(enqueued)

@@ -142,3 +142,13 @@ def test_breaker_defaults_come_from_the_section_and_providers_override(tmp_path:
     bad = text.replace("half_open_permits = 4", "half_open_permits = 0")
     with pytest.raises(ConfigError, match=r"providers\[2\]\.half_open_permits"):
         load(write(tmp_path, bad), environ={})
+
+
+def test_latency_outlier_ratio_defaults_and_is_checked(tmp_path: Path) -> None:
+    env = {"DISPATCHER_CONFIG": str(write(tmp_path, BASE))}
+    assert load(environ=env).routing.latency_outlier_ratio == 10.0
+    found = load(environ={**env, "DISPATCHER_ROUTING__LATENCY_OUTLIER_RATIO": "25"})
+    assert found.routing.latency_outlier_ratio == 25.0
+    for bad in ("0.5", "inf"):
+        with pytest.raises(ConfigError, match=r"routing\.latency_outlier_ratio"):
+            load(environ={**env, "DISPATCHER_ROUTING__LATENCY_OUTLIER_RATIO": bad})

@@ -129,6 +129,16 @@ def test_adaptive_drains_a_browned_out_provider() -> None:
     assert first_shares("adaptive", pair)["b"] < 0.05
 
 
+def test_adaptive_starves_a_latency_outlier_harder() -> None:
+    adaptive = Adaptive(Tuning())
+    for slow, weight in ((250.0, 1 / 25), (500.0, 1 / 100), (1_000.0, 1 / 1_600)):
+        views = (healthy("a"), healthy("b", latency_ms=slow))
+        assert adaptive.weights(HealthSnapshot(views))["b"] == pytest.approx(weight)
+    square = Adaptive(Tuning(latency_outlier_ratio=1e9))  # no outlier: the square throughout
+    views = (healthy("a"), healthy("b", latency_ms=1_000.0))
+    assert square.weights(HealthSnapshot(views))["b"] == pytest.approx(1 / 400)
+
+
 def test_adaptive_drains_a_provider_in_outage_before_its_breaker_opens() -> None:
     for failures in (98, 100):
         views = (healthy("a"), healthy("b", failures=failures), healthy("c"))
