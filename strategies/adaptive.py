@@ -10,14 +10,14 @@ For each eligible provider `p` (all factors are 1 when their signal is missing):
     success    = success_rate ^ SUCCESS_EXPONENT (4), once calls >= MIN_CALLS (10)
     cost       = latency * (1 + in_flight / 32)       (peak-EWMA cost; see scoring.load_factor)
     r          = min(1, cheapest / cost)
-    speed      = r ^ LATENCY_EXPONENT (2)                          while r >= 1 / outlier
-               = (1 / outlier) ^ 2 * (r * outlier) ^ OUTLIER_EXPONENT (4)   beyond (continuous)
-    score(p)   = base(p) * success * speed
+    score(p)   = base(p) * success * r ^ LATENCY_EXPONENT (2)     while r >= 1 / outlier
+               = base(p) * PROBE_SHARE when a sample is due, else ~0   beyond (an outlier)
 
 `outlier` is `tuning.latency_outlier_ratio` (10): a provider costing more than that many times
-the cheapest is a latency outlier, and its weight falls with the fourth power of its cost
-instead of the square, so a deep brownout keeps only a trickle (the samples that tell when it
-is over), while near-equal providers share exactly as before.
+the cheapest is a latency outlier. It is never a first choice, except for one sample at a time
+when its last answer is OUTLIER_SAMPLE_SECONDS (10) old and none of this process's sends to it
+is in flight: a deep brownout then gets a sample every 10 s or so, however many messages flow
+(the samples that tell when it is over), while near-equal providers share exactly as before.
 
 `cheapest` is the lowest cost among healthy providers (see panic below), or among all when none
 is healthy; capping `speed` at 1 keeps a failing provider's fast errors from earning it share.
@@ -33,9 +33,9 @@ calls >= MIN_CALLS and success_rate < HEALTHY_SUCCESS). When healthy providers m
 distrusted and `score(p) = base(p)`: traffic spreads over every eligible provider by static
 weight, within its headroom, instead of piling onto one survivor.
 
-What this gives (three equal providers unless said): a 20x brownout weighs (1/10)^2 * (1/2)^4 =
-1/1600 of a peer, about 0.03 % of first choices; a 50x one (issue 11's 1,000 ms against 20 ms)
-1/62500; a 10x one 1/100 as before; an outage (success ~0) weighs ~0; equal
+What this gives (three equal providers unless said): a 20x or 50x brownout (issue 11's 1,000 ms
+against 20 ms) gets one sample per 10 s, 0.05 % of first choices at 200 msg/s; a 10x one weighs
+1/100; an outage (success ~0) weighs ~0; equal
 peers share evenly, and near-equal ones nearly evenly, since the first choice is a weighted draw,
 not a comparison (a comparison would send every replica to the same marginally better
 provider). 10 % slower costs about 17 % of the weight, 10 % errors about 34 %.
@@ -61,8 +61,10 @@ MIN_CALLS = 10  # fewer calls in the window: no verdict on the success rate
 SUCCESS_EXPONENT = 4
 LATENCY_EXPONENT = 2
 HEALTHY_SUCCESS = 0.5  # below this success rate (with MIN_CALLS) a provider counts as failing
-OUTLIER_EXPONENT = 4  # how fast a latency outlier's weight falls beyond the outlier ratio
 PROBE_SHARE = 0.05  # a half-open provider's weight relative to a healthy peer's
+# A latency outlier is sampled once this often (by the age of its last answer), at a probe's
+# share, and not at all while that sample is out; in between it is never a first choice.
+OUTLIER_SAMPLE_SECONDS = 10.0
 _FLOOR = 1e-12  # every eligible provider keeps a positive weight, so the draw is well defined
 
 # One provider's signals: (base, success factor, trusted latency in ms or None, load, healthy),
@@ -101,9 +103,19 @@ class Adaptive:
         cheapest = min([cost for cost, ok in zip(costs, healthy, strict=True) if ok] or costs)
         knee = 1 / max(tuning.latency_outlier_ratio, 1.0)
         return [
-            s[0] * s[1] * _speed(cheapest / cost, knee) or _FLOOR
-            for s, cost in zip(signals, costs, strict=True)
+            _sampled(p, s[0])
+            if cheapest / cost < knee
+            else s[0] * s[1] * _speed(cheapest / cost) or _FLOOR
+            for p, s, cost in zip(eligible, signals, costs, strict=True)
         ]
+
+
+def _sampled(p: ProviderView, base: float) -> float:
+    """A latency outlier's weight: a probe's share when a sample of it is due (none in flight
+    here, its last answer OUTLIER_SAMPLE_SECONDS old), else the floor. Its samples then come at a
+    steady pace, however many messages flow, and tell when the brownout is over."""
+    due = p.in_flight <= 0 and (p.age is None or p.age >= OUTLIER_SAMPLE_SECONDS)
+    return base * PROBE_SHARE if due and base > 0 else _FLOOR
 
 
 def _read(p: ProviderView, tuning: Tuning) -> _Signals:
@@ -136,12 +148,7 @@ def _unit(value: float) -> float:
     return value if 0.0 <= value <= 1.0 else (0.0 if value < 0.0 else 1.0)
 
 
-def _speed(ratio: float, knee: float) -> float:
+def _speed(ratio: float) -> float:
     """The speed factor of `ratio` = cheapest / cost: 1 at or under the cheapest healthy cost (a
-    failing provider's fast errors earn it nothing more); the square down to `knee`, the fourth
-    power beyond it, continuously."""
-    if ratio >= 1.0:
-        return 1.0
-    if ratio >= knee:
-        return ratio**LATENCY_EXPONENT
-    return knee**LATENCY_EXPONENT * (ratio / knee) ** OUTLIER_EXPONENT
+    failing provider's fast errors earn it nothing more), else its square."""
+    return 1.0 if ratio >= 1.0 else ratio**LATENCY_EXPONENT

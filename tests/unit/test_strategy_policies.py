@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from strategies import Circuit, HealthSnapshot, ProviderView, Tuning, build_strategy
-from strategies.adaptive import Adaptive
+from strategies.adaptive import OUTLIER_SAMPLE_SECONDS, PROBE_SHARE, Adaptive
 
 
 def healthy(name: str, **changes: Any) -> ProviderView:
@@ -129,14 +129,24 @@ def test_adaptive_drains_a_browned_out_provider() -> None:
     assert first_shares("adaptive", pair)["b"] < 0.05
 
 
-def test_adaptive_starves_a_latency_outlier_harder() -> None:
+def test_adaptive_weighs_a_slower_provider_by_the_square_of_its_speed() -> None:
     adaptive = Adaptive(Tuning())
-    for slow, weight in ((250.0, 1 / 25), (500.0, 1 / 100), (1_000.0, 1 / 1_600)):
+    for slow, weight in ((100.0, 1 / 4), (250.0, 1 / 25), (499.0, (50 / 499) ** 2)):
         views = (healthy("a"), healthy("b", latency_ms=slow))
         assert adaptive.weights(HealthSnapshot(views))["b"] == pytest.approx(weight)
-    square = Adaptive(Tuning(latency_outlier_ratio=1e9))  # no outlier: the square throughout
-    views = (healthy("a"), healthy("b", latency_ms=1_000.0))
-    assert square.weights(HealthSnapshot(views))["b"] == pytest.approx(1 / 400)
+
+
+def test_adaptive_samples_a_latency_outlier_at_a_steady_pace_only() -> None:
+    adaptive = Adaptive(Tuning())  # an outlier costs over 10x the cheapest
+    fresh = (healthy("a"), healthy("b", latency_ms=1_000.0, age=1.0))
+    assert adaptive.weights(HealthSnapshot(fresh))["b"] < 1e-9  # its last answer is recent
+    assert first_shares("adaptive", fresh)["b"] == 0.0
+    due = (healthy("a"), healthy("b", latency_ms=1_000.0, age=OUTLIER_SAMPLE_SECONDS))
+    assert adaptive.weights(HealthSnapshot(due))["b"] == pytest.approx(PROBE_SHARE)
+    out = (healthy("a"), healthy("b", latency_ms=1_000.0, age=30.0, in_flight=1))
+    assert adaptive.weights(HealthSnapshot(out))["b"] < 1e-9  # its sample is on its way
+    wide = Adaptive(Tuning(latency_outlier_ratio=1e9))  # no outlier: the square throughout
+    assert wide.weights(HealthSnapshot(fresh))["b"] == pytest.approx(1 / 400)
 
 
 def test_adaptive_drains_a_provider_in_outage_before_its_breaker_opens() -> None:
