@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 import orjson
 from aiohttp import web
 
-from dispatcher.dev.fakes.faults import FakeServer, Receipt, ThrottleStyle
+from dispatcher.dev.fakes.faults import Receipt, ThrottleStyle
+from dispatcher.dev.fakes.server import FakeServer
 from dispatcher.dev.fakes.views import parse_mailboxes
 from providers.mailgun import basic_auth
 

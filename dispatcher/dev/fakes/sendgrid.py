@@ -19,7 +19,8 @@ from aiohttp import web
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from dispatcher.dev.fakes.faults import FakeServer, Receipt, ThrottleStyle
+from dispatcher.dev.fakes.faults import Receipt, ThrottleStyle
+from dispatcher.dev.fakes.server import FakeServer
 
 MAX_BYTES = 30 * 1024 * 1024
 MAX_RECIPIENTS = 1000

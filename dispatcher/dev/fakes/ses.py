@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 import orjson
 from aiohttp import web
 
-from dispatcher.dev.fakes.faults import FakeServer, ThrottleStyle
+from dispatcher.dev.fakes.faults import ThrottleStyle
+from dispatcher.dev.fakes.server import FakeServer
 
 MAX_RECIPIENTS = 50
 _TAG_RE = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
