@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +30,17 @@ class Rig:
     gateway: FailingGateway
     workers: list[DispatcherProcess]
     log: Callable[[str], None] = print
+    links_cut: int = 0  # Redis connections the proxy cut dropped
+
+    def injected(self) -> Counter[str]:
+        """Every fault the fakes, the SQS gateway and the Redis proxy have answered with."""
+        found: Counter[str] = Counter()
+        for fake in self.fakes.all():
+            found.update({f"{fake.kind} {k}": n for k, n in fake.faults.injected.items()})
+        found["sqs 500"] = self.gateway.injected
+        found["redis refused"] = self.proxy.refused_or_reset
+        found["redis links cut"] = self.links_cut
+        return found
 
 
 Step = Callable[[Rig], Awaitable[None]]
@@ -48,6 +60,7 @@ class Window:
     name: str
     started: float  # time.time()
     ended: float = field(default=0.0)
+    injected: dict[str, int] = field(default_factory=dict)  # what the rig answered with, by kind
 
 
 def _clear(provider: str) -> Step:
@@ -112,6 +125,7 @@ async def _sqs_heal(rig: Rig) -> None:
 
 
 async def _redis_cut(rig: Rig) -> None:
+    rig.links_cut += rig.proxy.links
     await rig.proxy.cut("refuse")
 
 
@@ -162,12 +176,13 @@ async def play(
     """Run each fault for its duration, `gap` seconds apart; append each one's window."""
     await asyncio.sleep(gap)
     for fault in faults:
-        window = Window(fault.name, time.time())
+        window, before = Window(fault.name, time.time()), rig.injected()
         windows.append(window)
         rig.log(f"[{time.strftime('%H:%M:%S')}] fault start: {fault.name}")
         await fault.start(rig)
         await asyncio.sleep(fault.ci_seconds if ci else fault.full_seconds)
         await fault.end(rig)
         window.ended = time.time()
+        window.injected = dict(rig.injected() - before)
         rig.log(f"[{time.strftime('%H:%M:%S')}] fault end:   {fault.name}")
         await asyncio.sleep(gap)

@@ -73,9 +73,11 @@ class FailingGateway(SqsGateway):
     """The SQS gateway answering every call with a 500 InternalError while `failing`."""
 
     failing = False
+    injected = 0  # calls answered 500
 
     async def _forward(self, request: web.Request) -> web.Response:
         if self.failing:
+            self.injected += 1
             await request.read()
             body = b'{"__type":"InternalError","message":"injected 500"}'
             return web.Response(status=500, body=body, content_type="application/x-amz-json-1.0")
