@@ -115,8 +115,9 @@ class Endpoints:
     fakes: Fakes
 
 
-# One worker's settings (the API reads the same): short timeouts, so that a compressed
-# schedule settles quickly. Secrets are not here: they come by environment variable.
+# One worker's settings (the API reads the same): short timeouts and leases, so that a
+# compressed schedule settles quickly, and 5 s of routing memory, so that a provider avoided
+# after one fault is sent to again in time for its next. Secrets come by environment variable.
 CONFIG_TEMPLATE = """
 [queue]
 url = "{queue_url}"
@@ -141,6 +142,12 @@ max_attempts = 8
 max_receives = 60
 journal_path = "{journal}"
 
+[routing]
+window_seconds = 5
+stale_seconds = 5
+latency_decay_seconds = 2
+slow_start_seconds = 3
+
 [breaker]
 open_seconds = 1
 open_max_seconds = 4
@@ -153,6 +160,7 @@ port = {metrics_port}
 [api]
 api_keys_file = "{keys_file}"
 port = {api_port}
+lease_seconds = 3
 
 [[providers]]
 name = "sendgrid"
