@@ -101,6 +101,7 @@ def _check_api(settings: Settings) -> None:
         "must equal dispatch.record_ttl_days (the worker rewrites the same records and indexes)",
     )
     _require(0 <= a.shutdown_seconds <= 3600, "api.shutdown_seconds", "must be 0..3600")
+    _require(1 <= a.lease_seconds <= 3600, "api.lease_seconds", "must be 1..3600")
     m = settings.metrics
     _require(bool(m.host), "metrics.host", "is required")
     _require(0 <= m.port <= 65_535, "metrics.port", "must be 0..65535 (0: off)")

@@ -105,6 +105,7 @@ class ApiSettings:
     idempotency_hours: int = 24
     retention_days: int = 0  # how long records and indexes live; 0: dispatch.record_ttl_days
     shutdown_seconds: float = 25.0  # on SIGTERM, in-flight requests get this long
+    lease_seconds: float = 60.0  # a request that died holds its Idempotency-Key and messages
 
 
 @dataclass(frozen=True, slots=True)

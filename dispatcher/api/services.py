@@ -85,6 +85,7 @@ def _services(
     """The API's stores and gateways over one Redis client, one SQS client and one session."""
     ttl = settings.api.retention_days * 86_400
     prefix = settings.redis.key_prefix
+    lease = settings.api.lease_seconds
     queue = SqsQueue(
         sqs,
         settings.queue.url,
@@ -99,8 +100,10 @@ def _services(
         sqs=sqs,
         queue=queue,
         records=Records(redis, prefix, ttl, time.time),
-        enqueuer=Enqueuer(IntakeLedger(redis, prefix, ttl), queue, suppressions),
-        idempotency=Idempotency(redis, prefix, settings.api.idempotency_hours * 3600),
+        enqueuer=Enqueuer(
+            IntakeLedger(redis, prefix, ttl, lease_seconds=lease), queue, suppressions
+        ),
+        idempotency=Idempotency(redis, prefix, settings.api.idempotency_hours * 3600, lease),
         suppressions=suppressions,
         feedback=Feedback(redis, prefix, ttl, suppressions),
         replays=Replays(redis, prefix),

@@ -35,7 +35,7 @@ def main() -> int:
     os.environ.update(AWS_CREDENTIALS)
     folder = Path(tempfile.mkdtemp(prefix="dispatcher-chaos-"))
     print(f"process logs in {folder}")
-    gap = args.gap if args.gap is not None else (1.0 if args.ci else 5.0)
+    gap = args.gap if args.gap is not None else (0.5 if args.ci else 5.0)
     if args.mode == "soak":
         options = Options(ci=True, gap=gap, workers=args.workers, settle_seconds=args.settle)
         phase, samples = asyncio.run(run_soak(options, folder, args.minutes, args.rate))

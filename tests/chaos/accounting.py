@@ -161,11 +161,13 @@ def table(account: Account, windows: Sequence[Window]) -> str:
     """One row per fault (the ids alive during it) and a total row."""
     name_width = max([len("total"), *(len(w.name) for w in windows)])
     head = f"{'fault':<{name_width}}  {'s':>5}  " + "  ".join(f"{c:>11}" for c in COLUMNS)
-    lines = [head, "-" * len(head)]
+    lines = [head + "  injected", "-" * len(head)]
     for window in windows:
         counts = account.count(account.during(window))
         seconds = window.ended - window.started
-        lines.append(_row(window.name, f"{seconds:5.1f}", counts, name_width))
+        injected = ", ".join(f"{k} {n}" for k, n in sorted(window.injected.items()) if n)
+        row = _row(window.name, f"{seconds:5.1f}", counts, name_width)
+        lines.append(f"{row}  {injected or '-'}")
     lines.append("-" * len(head))
     lines.append(_row("total", "", account.count(), name_width))
     return "\n".join(lines)

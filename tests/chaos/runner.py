@@ -43,7 +43,7 @@ from tests.chaos.stack import (
 class Options:
     messages: int = 1000
     ci: bool = True  # compressed fault durations
-    gap: float = 1.0  # seconds between faults
+    gap: float = 0.5  # seconds between faults
     workers: int = 2
     settle_seconds: float = 120.0  # after the load, how long messages may take to settle
     volatile_share: float = 0.1  # the no-persistence phase gets this share of `messages`

@@ -73,9 +73,11 @@ class FailingGateway(SqsGateway):
     """The SQS gateway answering every call with a 500 InternalError while `failing`."""
 
     failing = False
+    injected = 0  # calls answered 500
 
     async def _forward(self, request: web.Request) -> web.Response:
         if self.failing:
+            self.injected += 1
             await request.read()
             body = b'{"__type":"InternalError","message":"injected 500"}'
             return web.Response(status=500, body=body, content_type="application/x-amz-json-1.0")
@@ -113,8 +115,9 @@ class Endpoints:
     fakes: Fakes
 
 
-# One worker's settings (the API reads the same): short timeouts, so that a compressed
-# schedule settles quickly. Secrets are not here: they come by environment variable.
+# One worker's settings (the API reads the same): short timeouts and leases, so that a
+# compressed schedule settles quickly, and 5 s of routing memory, so that a provider avoided
+# after one fault is sent to again in time for its next. Secrets come by environment variable.
 CONFIG_TEMPLATE = """
 [queue]
 url = "{queue_url}"
@@ -139,6 +142,12 @@ max_attempts = 8
 max_receives = 60
 journal_path = "{journal}"
 
+[routing]
+window_seconds = 5
+stale_seconds = 5
+latency_decay_seconds = 2
+slow_start_seconds = 3
+
 [breaker]
 open_seconds = 1
 open_max_seconds = 4
@@ -151,6 +160,7 @@ port = {metrics_port}
 [api]
 api_keys_file = "{keys_file}"
 port = {api_port}
+lease_seconds = 3
 
 [[providers]]
 name = "sendgrid"

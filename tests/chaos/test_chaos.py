@@ -18,7 +18,7 @@ from tests.chaos.report import log_hits
 from tests.chaos.runner import Options, Report, run_chaos
 
 MESSAGES = 1000
-pytestmark = pytest.mark.timeout(400)  # the run takes about two minutes on 2 cores
+pytestmark = pytest.mark.timeout(400)  # the run takes about a minute on 2 cores
 
 
 @pytest.fixture(scope="module")

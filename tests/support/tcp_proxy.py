@@ -48,6 +48,11 @@ class TcpProxy:
     def cut_now(self) -> bool:
         return self.mode is not None
 
+    @property
+    def links(self) -> int:
+        """Connections being relayed now."""
+        return len(self._links)
+
     async def start(self) -> Self:
         await self._listen()
         return self

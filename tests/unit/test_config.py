@@ -62,6 +62,7 @@ def test_environment_overrides_sections_and_providers(tmp_path: Path) -> None:
         (("latency_ms = 5", 'latency_ms = 5\ndomain = "x"'), "providers[2].domain"),
         (('name = "dry"', 'name = "sendgrid"'), "providers[2].name"),
         (("[redis]", "[rediss]"), "rediss"),
+        (("[redis]", "[api]\nlease_seconds = 0\n\n[redis]"), "api.lease_seconds"),
         (
             ("max_in_flight = 64", 'max_in_flight = 64\non_ambiguous = "retry"'),
             "dispatch.on_ambiguous",

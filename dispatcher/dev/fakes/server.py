@@ -137,6 +137,7 @@ class FakeServer:
 
     async def _faulted(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if self.faults.latency_ms:
+            self.faults.injected["latency"] += 1
             await asyncio.sleep(self.faults.latency_ms / 1000)
         rule = self.faults.take()
         if rule is None:
