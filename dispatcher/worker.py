@@ -1,8 +1,9 @@
 """The dispatch loop: poll SQS, claim, send concurrently, record, then delete.
 
-    pollers (N long-polls) -> admit (decode, claim: 1 Redis trip per batch) -> send tasks
-    send tasks -> completions -> settler (ledger.settle: 1 Redis trip per flush)
-               -> queue actions (delete / visibility / DLQ, batched by 10)
+    pollers (N long-polls) -> admit (decode, plan, claim: 1 Redis trip per batch) -> send tasks
+    send tasks -> completions -> settler (ledger.settle and health.record: 1 Redis trip per
+               flush, `dispatcher.round_trips`) -> queue actions (delete / visibility / DLQ,
+               batched by 10); the worker frees the slots of what each flush settled
 
 A message leaves the queue only after its outcome is recorded. `stop()` (SIGTERM) stops
 polling, lets sends finish for `drain_seconds`, then hands unfinished messages back; a send that
