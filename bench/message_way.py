@@ -6,7 +6,8 @@ that takes none, its return value, holds the message: its `Received` from SQS, i
 object of our own holds it when one of its fields is, or contains, the message's id. Bare
 strings are never counted: a helper handed the id (to name a Redis key) or the receipt reads
 the message, it does not take it anywhere. Calls inside one module are not counted either;
-only calls from one first-party module into another are.
+only calls from one first-party module into another are. `edges` keeps every such call,
+carrying the message or not (the router consulted, a key named, a counter bumped).
 
 A coroutine run as a task (`asyncio.gather`) has no calling frame; its caller is read from
 the coroutine's origin (`sys.set_coroutine_origin_tracking_depth`).
@@ -34,7 +35,8 @@ class MessageWay:
         self._root, self._mark = root, mark
         self._ours = tuple(str(root / name) for name in FIRST_PARTY)
         self.calls: Counter[Site] = Counter()  # every first-party function called
-        self.way: Counter[tuple[Site, Site]] = Counter()  # caller -> callee, carrying it
+        self.edges: Counter[tuple[Site, Site]] = Counter()  # caller -> callee, across modules
+        self.way: Counter[tuple[Site, Site]] = Counter()  # the edges that carry the message
 
     def __call__(self, frame: FrameType, event: str, arg: Any) -> None:
         code = frame.f_code
@@ -46,6 +48,8 @@ class MessageWay:
         caller = self._caller(frame)
         if caller is None or caller[0] == callee[0]:
             return
+        if event == "call":
+            self.edges[(caller, callee)] += 1
         names = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
         taken = any(self.carries(frame.f_locals.get(n)) for n in names if n not in ("self", "cls"))
         if (event == "call" and taken) or (event == "return" and not taken and self.carries(arg)):

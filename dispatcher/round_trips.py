@@ -20,9 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.exceptions import NoScriptError
-
-from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, concerns_one_key, load
+from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, checked, execute
 
 
 @dataclass(slots=True)
@@ -64,8 +62,9 @@ class RoundTrips:
         task.add_done_callback(self._sends.discard)
 
     async def _send(self, calls: list[_Call]) -> None:
+        scripts = list({script.sha: script for call in calls for script in call.scripts}.values())
         try:
-            replies = await self._execute(calls)
+            replies = await execute(self._client, scripts, [call.build for call in calls])
         except asyncio.CancelledError:  # shutting down: nobody gets an answer
             for call in calls:
                 call.replies.cancel()
@@ -76,42 +75,9 @@ class RoundTrips:
                     call.replies.set_exception(exc)
             return
         for call, mine in zip(calls, replies, strict=True):
-            if not call.replies.done():  # else its caller stopped waiting
-                _answer(call, mine)
-
-    async def _execute(self, calls: list[_Call]) -> list[list[Any]]:
-        """Every call's replies, in one pipeline (sent again once after a NOSCRIPT)."""
-        for attempt in (1, 2):
-            sizes: list[int] = []
-            async with self._client.pipeline(transaction=False) as pipe:
-                for call in calls:
-                    before = len(pipe)
-                    call.build(pipe)
-                    sizes.append(len(pipe) - before)
-                try:
-                    flat: list[Any] = await pipe.execute(raise_on_error=False)
-                except NoScriptError:
-                    flat = [NoScriptError()]
-            if attempt == 1 and any(isinstance(r, NoScriptError) for r in flat):
-                await load(
-                    self._client, list({s.sha: s for c in calls for s in c.scripts}.values())
-                )
+            if call.replies.done():  # its caller stopped waiting
                 continue
-            return _split(flat, sizes)
-        raise AssertionError("unreachable")
-
-
-def _split(flat: list[Any], sizes: list[int]) -> list[list[Any]]:
-    out, start = [], 0
-    for size in sizes:
-        out.append(flat[start : start + size])
-        start += size
-    return out
-
-
-def _answer(call: _Call, replies: list[Any]) -> None:
-    for reply in replies:
-        if isinstance(reply, Exception) and not (call.isolate and concerns_one_key(reply)):
-            call.replies.set_exception(reply)
-            return
-    call.replies.set_result(replies)
+            try:
+                call.replies.set_result(checked(mine, isolate=call.isolate))
+            except Exception as exc:  # an error reply to this caller's own calls
+                call.replies.set_exception(exc)

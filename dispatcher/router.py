@@ -24,8 +24,6 @@ from dispatcher.wait_hint import WaitHint
 from providers.base import Provider
 from strategies.base import HealthSnapshot, Strategy
 
-__all__ = ["Route", "Router"]
-
 
 class Router:
     def __init__(

@@ -73,18 +73,46 @@ async def run_batch(
 ) -> list[Any]:
     """Queue calls with `build` and execute them in one round trip; reload scripts once.
     With `isolate`, errors that concern one key are returned in place of their reply."""
+    [replies] = await execute(client, scripts, [build])
+    return checked(replies, isolate=isolate)
+
+
+async def execute(
+    client: RedisClient,
+    scripts: Sequence[LuaScript],
+    builds: Sequence[Callable[[AnyPipeline], None]],
+) -> list[list[Any]]:
+    """The replies of each of `builds`, all queued on one pipeline and sent in one round trip
+    (again once after the scripts are reloaded, when Redis answers NOSCRIPT). Error replies
+    are returned in place; `checked` decides which of them to raise."""
     for attempt in (1, 2):
+        sizes: list[int] = []
         async with client.pipeline(transaction=False) as pipe:
-            build(pipe)
+            for build in builds:
+                before = len(pipe)
+                build(pipe)
+                sizes.append(len(pipe) - before)
             try:
-                replies: list[Any] = await pipe.execute(raise_on_error=False)
+                flat: list[Any] = await pipe.execute(raise_on_error=False)
             except NoScriptError:
-                replies = [NoScriptError()]
-        if attempt == 1 and any(isinstance(r, NoScriptError) for r in replies):
+                if attempt == 2:
+                    raise
+                flat = [NoScriptError()]
+        if attempt == 1 and any(isinstance(r, NoScriptError) for r in flat):
             await load(client, scripts)
             continue
-        for reply in replies:
-            if isinstance(reply, Exception) and not (isolate and concerns_one_key(reply)):
-                raise reply
-        return replies
+        split, start = [], 0
+        for size in sizes:
+            split.append(flat[start : start + size])
+            start += size
+        return split
     raise AssertionError("unreachable")
+
+
+def checked(replies: list[Any], *, isolate: bool) -> list[Any]:
+    """`replies`, or the first error among them raised; with `isolate`, errors that concern
+    one key stay in place."""
+    for reply in replies:
+        if isinstance(reply, Exception) and not (isolate and concerns_one_key(reply)):
+            raise reply
+    return replies

@@ -33,6 +33,7 @@ from redis.asyncio import Redis
 from bench.sim.clock import VirtualTime
 from bench.sim.providers import SendLog, VirtualProvider
 from bench.sim.scenarios import Scenario
+from dispatcher.admission import Route
 from dispatcher.app import tuning
 from dispatcher.concurrency import LIMIT_INTERVAL_SECONDS, AdaptiveLimit
 from dispatcher.config import Settings, parse
@@ -42,7 +43,7 @@ from dispatcher.health.redis import RedisHealth
 from dispatcher.health.resilient import ResilientHealth
 from dispatcher.ledger import RecordStatus
 from dispatcher.message import Address, Email
-from dispatcher.router import Route, Router
+from dispatcher.router import Router
 from dispatcher.slots import Slots
 from providers.base import Status
 from strategies import Circuit, build_strategy

@@ -200,7 +200,7 @@ class ResilientHealth:
         return await self._call(lambda store: store.reserve(firsts, probes))
 
     def observe(self, outcome: Outcome, permit: Permit | None, generation: int) -> Observation:
-        """The observation to record for one answer (see `Router.observe`); the fast trip counts
+        """The observation to record for one answer (see `Admission.observe`); the fast trip counts
         it at once, before it is recorded."""
         self.fast_trip.note(outcome, self._monotonic())
         return Observation.of(outcome, generation, permit)

@@ -36,15 +36,14 @@ async def reads(redis: RedisClient) -> int:
 
 async def test_calls_of_one_loop_turn_share_a_round_trip(redis: Redis) -> None:
     trips = RoundTrips(redis)
-    client = Redis(connection_pool=redis.connection_pool) if isinstance(redis, Redis) else redis
-    before = await reads(client)
+    before = await reads(redis)
     together = await asyncio.gather(
         *(trips.run([], setting(f"{{t}}:{i}", str(i))) for i in range(5))
     )
-    middle = await reads(client)
+    middle = await reads(redis)
     for i in range(5):
         await trips.run([], setting(f"{{t}}:{i}", str(i)))
-    after = await reads(client)
+    after = await reads(redis)
     assert together == [[True, str(i).encode()] for i in range(5)]  # each caller its own replies
     # the same INFO cost on both sides: five calls in one turn took one read, five apart five
     assert (after - middle) - (middle - before) == 4

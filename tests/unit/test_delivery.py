@@ -7,13 +7,13 @@ import random
 
 import pytest
 
+from dispatcher.admission import Route
 from dispatcher.config import DispatchSettings
 from dispatcher.config_sections import AmbiguousPolicy
 from dispatcher.delivery import Action, attempt, backoff, keep_to
 from dispatcher.health.base import Observation, Permit
 from dispatcher.ledger import RecordStatus
 from dispatcher.message import Address, Email
-from dispatcher.router import Route
 from dispatcher.slots import Slots
 from providers.base import Outcome, Provider, Status
 from tests.support.scripted import ScriptedProvider
