@@ -5,11 +5,12 @@
 
     sendgrid   providers.sendgrid.SendGrid    HTTP, the shared aiohttp session
     mailgun    providers.mailgun.Mailgun      HTTP, the shared aiohttp session
-    ses        providers.ses.Ses              its own aiobotocore client, closed by aclose()
+    ses        providers.ses.Ses              HTTP signed by botocore, the shared aiohttp session
     simulated  providers.simulated.Simulated  dry run, seeded
 
 A new provider is one module here (its frozen options dataclass, and a class with
-`parse_options`, `open` and `_send`, as `providers.sendgrid` does it) and one line below;
+`parse_options`, `open` and `send`, which builds the request and runs it through
+`BaseProvider.exchange`, as `providers.sendgrid` does it) and one line below;
 the config loader hands every key of an entry it does not know to the class.
 """
 

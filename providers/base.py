@@ -25,7 +25,7 @@ import abc
 import asyncio
 import enum
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, replace
 from typing import Protocol, runtime_checkable
 
@@ -121,9 +121,12 @@ class ProviderType(Protocol):
 
 
 class BaseProvider(abc.ABC):
-    """What every provider shares: its name, its size limit, and `send`, which runs the
-    subclass's `_send` (build, post, parse) under the configured timeout and blanks its
-    `secrets` (an API key) out of the outcome's detail, should the provider's answer quote one."""
+    """What every provider shares: its name, its size limit, and `exchange`, which runs one
+    exchange with the provider (post, parse) under the configured timeout and blanks its
+    `secrets` (an API key) out of the outcome's detail, should the provider's answer quote one.
+
+    Each provider's own `send` reads the message and builds the request; only that request
+    (bytes, an id) goes into `exchange`, so the message never leaves the provider's module."""
 
     def __init__(
         self,
@@ -145,8 +148,13 @@ class BaseProvider(abc.ABC):
     def max_message_bytes(self) -> int:
         return self._max_message_bytes
 
+    @abc.abstractmethod
     async def send(self, email: Email) -> Outcome:
-        outcome = await timed(self._name, lambda: self._send(email), self._timeout)
+        """Build the request for `email` and run it through `exchange`."""
+
+    async def exchange(self, call: Awaitable[Outcome]) -> Outcome:
+        """Await `call` (post the built request, parse the answer) within the timeout."""
+        outcome = await timed(self._name, call, self._timeout)
         if self._secrets and outcome.detail:
             return redact(outcome, self._secrets)
         return outcome
@@ -154,10 +162,6 @@ class BaseProvider(abc.ABC):
     async def aclose(self) -> None:
         """Nothing of its own to release by default (a shared session belongs to the caller)."""
         return None
-
-    @abc.abstractmethod
-    async def _send(self, email: Email) -> Outcome:
-        """Build the request, post it, parse the answer."""
 
 
 def redact(outcome: Outcome, secrets: tuple[str, ...]) -> Outcome:
@@ -182,12 +186,13 @@ def truncate(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-async def timed(provider: str, call: Callable[[], Awaitable[Outcome]], seconds: float) -> Outcome:
-    """Run one provider call for at most `seconds`, stamping its latency; a timeout is AMBIGUOUS."""
+async def timed(provider: str, call: Awaitable[Outcome], seconds: float) -> Outcome:
+    """Await one provider call for at most `seconds`, stamping its latency; a timeout is
+    AMBIGUOUS."""
     started = time.perf_counter()
     try:
         async with asyncio.timeout(seconds):
-            outcome = await call()
+            outcome = await call
     except TimeoutError:
         return Outcome(
             Status.AMBIGUOUS,

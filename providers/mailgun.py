@@ -81,14 +81,12 @@ class Mailgun(BaseProvider):
     ) -> Mailgun:
         return cls(name, timeout_seconds, expect(options, MailgunOptions), http)
 
-    async def _send(self, email: Email) -> Outcome:
+    async def send(self, email: Email) -> Outcome:
+        return await self.exchange(self._post(urlencode(build(email)).encode()))
+
+    async def _post(self, payload: bytes) -> Outcome:
         answer = await post(
-            self._http,
-            self._name,
-            self._url,
-            self._timeout,
-            data=urlencode(build(email)).encode(),
-            headers=self._headers,
+            self._http, self._name, self._url, self._timeout, data=payload, headers=self._headers
         )
         return answer if isinstance(answer, Outcome) else parse(self._name, answer)
 

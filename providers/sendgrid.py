@@ -71,7 +71,7 @@ class SendGrid(BaseProvider):
     ) -> SendGrid:
         return cls(name, timeout_seconds, expect(options, SendGridOptions), http)
 
-    async def _send(self, email: Email) -> Outcome:
+    async def send(self, email: Email) -> Outcome:
         try:
             payload = orjson.dumps(build(email))
         except (ValueError, TypeError):  # what JSON cannot encode (orjson: a lone surrogate)
@@ -88,6 +88,9 @@ class SendGrid(BaseProvider):
                 error="api_key_in_content",
                 detail="the content looks like a SendGrid API key",
             )
+        return await self.exchange(self._post(payload))
+
+    async def _post(self, payload: bytes) -> Outcome:
         answer = await post(
             self._http, self._name, self._url, self._timeout, data=payload, headers=self._headers
         )

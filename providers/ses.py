@@ -107,7 +107,7 @@ class Ses(BaseProvider):
         credentials = await get_session().get_credentials()
         return cls(name, timeout_seconds, expect(options, SesOptions), http, credentials)
 
-    async def _send(self, email: Email) -> Outcome:
+    async def send(self, email: Email) -> Outcome:
         if self._credentials is None:
             return Outcome(
                 Status.DOWN,
@@ -117,11 +117,15 @@ class Ses(BaseProvider):
                 misconfigured=True,
             )
         body = orjson.dumps(build(email, self._configuration_set))
+        return await self.exchange(self._post(body, email.sender))
+
+    async def _post(self, body: bytes, sender: Address) -> Outcome:
+        """Sign, post, parse (`sender` names the identity in an unverified-sender error)."""
         headers = await self._signed(body)
         answer = await post(
             self._http, self._name, self._url, self._timeout, data=body, headers=headers
         )
-        return answer if isinstance(answer, Outcome) else parse(self._name, answer, email.sender)
+        return answer if isinstance(answer, Outcome) else parse(self._name, answer, sender)
 
     async def _signed(self, body: bytes) -> dict[str, str]:
         """The headers of a SigV4-signed POST of `body` (botocore signs; nothing hand-made)."""

@@ -88,22 +88,25 @@ class Simulated(BaseProvider):
         """Back to the configured latency and error rate, and up."""
         self.set_fault(self._options.error_rate, False, self._options.latency_ms)
 
-    async def _send(self, email: Email) -> Outcome:
+    async def send(self, email: Email) -> Outcome:
         """An answer after the configured latency; `outcomes` counts each one given."""
+        return await self.exchange(self._answer_later(email.id))
+
+    async def _answer_later(self, message_id: str) -> Outcome:
         jitter = 1 + self._random.uniform(-JITTER, JITTER)
         await asyncio.sleep(self.latency_ms * jitter / 1000)
-        outcome = self._answer(email)
+        outcome = self._answer(message_id)
         self.outcomes[outcome.status] += 1
         return outcome
 
-    def _answer(self, email: Email) -> Outcome:
+    def _answer(self, message_id: str) -> Outcome:
         if self.down:
             return Outcome(Status.DOWN, self.name, error="http_503", detail="simulated outage")
         if self._random.random() < self.error_rate:
             return self._failure()
         self.sent += 1
-        if len(self.sent_ids) < MAX_RECORDED_IDS or email.id in self.sent_ids:
-            self.sent_ids[email.id] += 1
+        if len(self.sent_ids) < MAX_RECORDED_IDS or message_id in self.sent_ids:
+            self.sent_ids[message_id] += 1
         return Outcome(Status.SENT, self.name, provider_message_id=f"sim-{secrets.token_hex(8)}")
 
     def _failure(self) -> Outcome:
