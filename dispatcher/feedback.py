@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from dispatcher import keys
 from dispatcher.ledger import FEEDBACK_COUNTER_TTL
-from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load, run_batch
+from dispatcher.scripts import LuaScript, RedisClient, load, run_batch
 from dispatcher.suppression import Suppressions
 
 FEEDBACK = LuaScript("feedback", "_index")
@@ -78,18 +78,17 @@ class Feedback:
         ids = await self._resolve(events)
         todo = [(e, i) for e, i in zip(events, ids, strict=True) if i is not None]
 
-        def build(pipe: AnyPipeline) -> None:
-            for event, message_id in todo:
-                FEEDBACK.queue(
-                    pipe,
-                    keys.record_keys(self._prefix, message_id),
-                    [
-                        *(message_id, event.status, int(event.at * 1000), event.bounce),
-                        *(event.reason[:64], "", self._ttl),
-                    ],
-                )
-
-        replies = await run_batch(self._redis, SCRIPTS, build, isolate=True) if todo else []
+        calls = [
+            FEEDBACK.call(
+                keys.record_keys(self._prefix, message_id),
+                [
+                    *(message_id, event.status, int(event.at * 1000), event.bounce),
+                    *(event.reason[:64], "", self._ttl),
+                ],
+            )
+            for event, message_id in todo
+        ]
+        replies = await run_batch(self._redis, SCRIPTS, calls, isolate=True) if todo else []
         done = iter(replies)
         results = [
             Applied(e, None, Verdict.UNKNOWN) if i is None else _applied(e, i, next(done))

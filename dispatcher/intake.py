@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from dispatcher import keys
-from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load, run_batch
+from dispatcher.scripts import LuaScript, RedisClient, load, run_batch
 
 ACCEPT = LuaScript("accept", "_index")
 ENQUEUED = LuaScript("enqueued", "_index")
@@ -65,15 +65,14 @@ class IntakeLedger:
             return []
         now = self._now()
 
-        def build(pipe: AnyPipeline) -> None:
-            for m in messages:
-                ACCEPT.queue(
-                    pipe,
-                    keys.record_keys(self._prefix, m.message_id, m.batch_id),
-                    [m.message_id, token, now, self._ttl, self._lease, created_by, m.batch_id],
-                )
-
-        replies = await run_batch(self._redis, SCRIPTS, build)
+        calls = [
+            ACCEPT.call(
+                keys.record_keys(self._prefix, m.message_id, m.batch_id),
+                [m.message_id, token, now, self._ttl, self._lease, created_by, m.batch_id],
+            )
+            for m in messages
+        ]
+        replies = await run_batch(self._redis, SCRIPTS, calls)
         return [Accepted(_text(r)) for r in replies]
 
     async def enqueued(self, queued: Sequence[str], failed: Sequence[str], token: str) -> None:
@@ -82,16 +81,15 @@ class IntakeLedger:
             return
         now = self._now()
 
-        def build(pipe: AnyPipeline) -> None:
-            for outcome, ids in (("QUEUED", queued), ("FAILED", failed)):
-                for message_id in ids:
-                    ENQUEUED.queue(
-                        pipe,
-                        keys.record_keys(self._prefix, message_id),
-                        [message_id, token, now, self._ttl, outcome],
-                    )
-
-        await run_batch(self._redis, SCRIPTS, build)
+        calls = [
+            ENQUEUED.call(
+                keys.record_keys(self._prefix, message_id),
+                [message_id, token, now, self._ttl, outcome],
+            )
+            for outcome, ids in (("QUEUED", queued), ("FAILED", failed))
+            for message_id in ids
+        ]
+        await run_batch(self._redis, SCRIPTS, calls)
 
 
 def _text(value: bytes | str) -> str:

@@ -46,7 +46,7 @@ from dispatcher.ledger_record import (
     parse_record,
 )
 from dispatcher.round_trips import RoundTrips
-from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load
+from dispatcher.scripts import Command, LuaScript, RedisClient, load
 from dispatcher.suppression import AddressHasher
 
 __all__ = [  # the vocabulary lives in ledger_record.py; it is imported from here too
@@ -128,15 +128,14 @@ class Ledger:
         now, lease = self._now(), str(int(lease_seconds * 1000))
         groups = self._groups([req.message_id for req in requests])
 
-        def build(pipe: AnyPipeline) -> None:
-            for group in groups:
-                script_keys: list[str] = []
-                args: list[str | int | bytes] = [now, lease, self._ttl, on_ambiguous]
-                for i in group:
-                    self._claim_parts(requests[i], script_keys, args)
-                CLAIM.queue(pipe, script_keys, args)
-
-        replies = await self._trips.run(SCRIPTS, build, isolate=True)
+        commands: list[Command] = []
+        for group in groups:
+            script_keys: list[str] = []
+            args: list[str | int | bytes] = [now, lease, self._ttl, on_ambiguous]
+            for i in group:
+                self._claim_parts(requests[i], script_keys, args)
+            commands.append(CLAIM.call(script_keys, args))
+        replies = await self._trips.run(SCRIPTS, commands, isolate=True)
         return _ungroup(groups, replies, lambda i, r: _claim(requests[i].message_id, r))
 
     def _claim_parts(self, req: ClaimRequest, script_keys: list[str], args: list[Any]) -> None:
@@ -159,22 +158,22 @@ class Ledger:
         now = self._now()
         groups = self._groups([s.message_id for s in settlements])
 
-        def build(pipe: AnyPipeline) -> None:
-            for group in groups:
-                script_keys: list[str] = []
-                args: list[str | int | bytes] = [now, self._ttl]
-                for i in group:
-                    s = settlements[i]
-                    found = s.status is RecordStatus.SENT and s.provider_message_id
-                    script_keys += self._keys(s.message_id)
-                    if found:
-                        script_keys.append(keys.provider_message(self._prefix, s.message_id, found))
-                    trim = self._trim_due(keys.shard_of(s.message_id))
-                    args += [*_settle_args(s), s.message_id, trim, *_flag(bool(found))]
-                SETTLE.queue(pipe, script_keys, args)
-            self._count_sent(pipe, settlements)
-
-        replies = await self._trips.run(SCRIPTS, build, isolate=True)
+        commands: list[Command] = []
+        for group in groups:
+            script_keys: list[str] = []
+            args: list[str | int | bytes] = [now, self._ttl]
+            for i in group:
+                s = settlements[i]
+                found = s.status is RecordStatus.SENT and s.provider_message_id
+                script_keys += self._keys(s.message_id)
+                if found:
+                    script_keys.append(keys.provider_message(self._prefix, s.message_id, found))
+                trim = self._trim_due(keys.shard_of(s.message_id))
+                args += [*_settle_args(s), s.message_id, trim, *_flag(bool(found))]
+            commands.append(SETTLE.call(script_keys, args))
+        replies = await self._trips.run(
+            SCRIPTS, [*commands, *self._count_sent(settlements)], isolate=True
+        )
         return _ungroup(groups, replies, lambda i, r: _settled(settlements[i].message_id, r))
 
     def _groups(self, message_ids: Sequence[str]) -> list[list[int]]:
@@ -188,14 +187,14 @@ class Ledger:
             found.setdefault(keys.shard_of(message_id), []).append(i)
         return list(found.values())
 
-    def _count_sent(self, pipe: AnyPipeline, settlements: Sequence[Settlement]) -> None:
-        """Queue the hour's SENT counters (the bounce and complaint rates: dispatcher.feedback)."""
+    def _count_sent(self, settlements: Sequence[Settlement]) -> list[Command]:
+        """The hour's SENT counters (the bounce and complaint rates: dispatcher.feedback)."""
         sent = Counter(f"{s.provider}:sent" for s in settlements if s.status is RecordStatus.SENT)
-        if sent:
-            counter = keys.feedback_counts(self._prefix, int(time.time() // 3600))
-            for field, n in sent.items():
-                pipe.hincrby(counter, field, n)
-            pipe.expire(counter, FEEDBACK_COUNTER_TTL)
+        if not sent:
+            return []
+        counter = keys.feedback_counts(self._prefix, int(time.time() // 3600))
+        counts: list[Command] = [("HINCRBY", counter, field, n) for field, n in sent.items()]
+        return [*counts, ("EXPIRE", counter, FEEDBACK_COUNTER_TTL)]
 
     def _trim_due(self, shard: int) -> str:
         """The scripts' trim flag for one shard: the seconds until the next trim when one is due
@@ -212,13 +211,11 @@ class Ledger:
             return []
         now, lease = self._now(), str(int(lease_seconds * 1000))
 
-        def build(pipe: AnyPipeline) -> None:
-            for message_id, owner in claims:
-                EXTEND.queue(
-                    pipe, self._keys(message_id), [owner, now, lease, self._ttl, message_id]
-                )
-
-        replies = await self._trips.run(SCRIPTS, build, isolate=True)
+        commands = [
+            EXTEND.call(self._keys(message_id), [owner, now, lease, self._ttl, message_id])
+            for message_id, owner in claims
+        ]
+        replies = await self._trips.run(SCRIPTS, commands, isolate=True)
         return [not isinstance(held, Exception) and bool(held) for held in replies]
 
     async def get(self, message_id: str) -> Record | None:

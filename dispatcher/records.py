@@ -22,7 +22,7 @@ from typing import Any
 
 from dispatcher import keys
 from dispatcher.ledger import Record, RecordStatus, parse_record
-from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, run_batch
+from dispatcher.scripts import LuaScript, RedisClient, run_batch
 
 PAGE, COUNTS = LuaScript("page"), LuaScript("counts")
 SCRIPTS = (PAGE, COUNTS)
@@ -79,11 +79,8 @@ class Records:
         want = query.limit + 1
         args: list[str | int] = [upper, lower, cursor_time, cursor_id, want]
 
-        def build(pipe: AnyPipeline) -> None:
-            for shard in range(keys.SHARDS):
-                PAGE.queue(pipe, self._index_keys(shard, query), args)
-
-        replies = await run_batch(self._redis, SCRIPTS, build)
+        pages = [PAGE.call(self._index_keys(shard, query), args) for shard in range(keys.SHARDS)]
+        replies = await run_batch(self._redis, SCRIPTS, pages)
         found = sorted(
             ((int(float(r[i + 1])), _text(r[i])) for r in replies for i in range(0, len(r), 2)),
             reverse=True,
@@ -99,18 +96,17 @@ class Records:
     async def batch_counts(self, batch_id: str) -> BatchCounts:
         floor = self._floor()
 
-        def build(pipe: AnyPipeline) -> None:
-            for shard in range(keys.SHARDS):
-                COUNTS.queue(
-                    pipe,
-                    [
-                        keys.index_batch(self._prefix, shard, batch_id),
-                        *(keys.index_status(self._prefix, shard, s) for s in keys.STATUSES),
-                    ],
-                    [floor],
-                )
-
-        rows = await run_batch(self._redis, SCRIPTS, build)
+        counts = [
+            COUNTS.call(
+                [
+                    keys.index_batch(self._prefix, shard, batch_id),
+                    *(keys.index_status(self._prefix, shard, s) for s in keys.STATUSES),
+                ],
+                [floor],
+            )
+            for shard in range(keys.SHARDS)
+        ]
+        rows = await run_batch(self._redis, SCRIPTS, counts)
         by_status = {
             status: sum(int(row[1 + n]) for row in rows) for n, status in enumerate(keys.STATUSES)
         }

@@ -16,23 +16,23 @@ cancel the others' calls.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, checked, execute
+from dispatcher.scripts import Command, LuaScript, RedisClient, checked, execute
 
 
 @dataclass(slots=True)
 class _Call:
     scripts: Sequence[LuaScript]
-    build: Callable[[AnyPipeline], None]
+    commands: Sequence[Command]
     isolate: bool
     replies: asyncio.Future[list[Any]]
 
 
 class RoundTrips:
-    """Merges the pipelines of one Redis client queued in the same loop turn."""
+    """Merges the commands sent through one Redis client in the same loop turn."""
 
     def __init__(self, client: RedisClient) -> None:
         self._client = client
@@ -42,14 +42,14 @@ class RoundTrips:
     async def run(
         self,
         scripts: Sequence[LuaScript],
-        build: Callable[[AnyPipeline], None],
+        commands: Sequence[Command],
         *,
         isolate: bool = False,
     ) -> list[Any]:
-        """Queue calls with `build`; their replies once the shared round trip is back. With
-        `isolate`, errors that concern one key are returned in place of their reply."""
+        """Queue `commands`; their replies once the shared round trip is back. With `isolate`,
+        errors that concern one key are returned in place of their reply."""
         loop = asyncio.get_running_loop()
-        call = _Call(scripts, build, isolate, loop.create_future())
+        call = _Call(scripts, commands, isolate, loop.create_future())
         if not self._waiting:
             loop.call_soon(self._send_waiting)
         self._waiting.append(call)
@@ -64,7 +64,7 @@ class RoundTrips:
     async def _send(self, calls: list[_Call]) -> None:
         scripts = list({script.sha: script for call in calls for script in call.scripts}.values())
         try:
-            replies = await execute(self._client, scripts, [call.build for call in calls])
+            replies = await execute(self._client, scripts, [call.commands for call in calls])
         except asyncio.CancelledError:  # shutting down: nobody gets an answer
             for call in calls:
                 call.replies.cancel()

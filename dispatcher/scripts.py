@@ -1,8 +1,9 @@
 """Lua scripts from `dispatcher/lua/*.lua`, loaded once and called by SHA.
 
-Calls are queued on a non-transactional pipeline with EVALSHA, so a batch costs one round trip
-(redis-py's own `register_script` adds a SCRIPT EXISTS trip to every pipeline). When Redis has
-lost its script cache (a restart or failover), the batch is retried once after reloading.
+A call is data: a `Command` (`LuaScript.call` makes an EVALSHA), built once by its caller.
+A batch of them is queued on a non-transactional pipeline, so it costs one round trip (redis-py's
+own `register_script` adds a SCRIPT EXISTS trip to every pipeline). When Redis has lost its
+script cache (a restart or failover), the same commands are sent again once after reloading.
 
 An error reply that concerns one key only (`WRONGTYPE`, or a script error on that key's data) can
 be returned in place with `isolate=True`, so the other calls of the batch still count; an error
@@ -12,7 +13,7 @@ that says Redis itself cannot serve (READONLY, OOM, MISCONF, LOADING, ...) is al
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
@@ -25,6 +26,7 @@ from redis.exceptions import NoScriptError, ResponseError
 # so the same calls work on both.
 RedisClient = Redis | RedisCluster
 AnyPipeline = Pipeline | ClusterPipeline
+Command = tuple[str | int | bytes, ...]  # one Redis command: its name, then its arguments
 
 
 def _lua(name: str) -> str:
@@ -41,12 +43,9 @@ class LuaScript:
         self.source = "".join(_lua(part) for part in ("_clock", *preludes, name))
         self.sha = hashlib.sha1(self.source.encode()).hexdigest()
 
-    def queue(
-        self, pipe: AnyPipeline, keys: Sequence[str], args: Sequence[str | int | bytes]
-    ) -> None:
-        # Through execute_command: redis-py blocks `evalsha` on cluster pipelines, though it
-        # routes an EVALSHA by its keys like any other command.
-        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
+    def call(self, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Command:
+        """An EVALSHA of this script with `keys` and `args`."""
+        return ("EVALSHA", self.sha, len(keys), *keys, *args)
 
 
 async def load(client: RedisClient, scripts: Sequence[LuaScript]) -> None:
@@ -67,31 +66,32 @@ def concerns_one_key(error: Exception) -> bool:
 async def run_batch(
     client: RedisClient,
     scripts: Sequence[LuaScript],
-    build: Callable[[AnyPipeline], None],
+    commands: Sequence[Command],
     *,
     isolate: bool = False,
 ) -> list[Any]:
-    """Queue calls with `build` and execute them in one round trip; reload scripts once.
-    With `isolate`, errors that concern one key are returned in place of their reply."""
-    [replies] = await execute(client, scripts, [build])
+    """Send `commands` in one round trip; reload `scripts` once. With `isolate`, errors that
+    concern one key are returned in place of their reply."""
+    [replies] = await execute(client, scripts, [commands])
     return checked(replies, isolate=isolate)
 
 
 async def execute(
     client: RedisClient,
     scripts: Sequence[LuaScript],
-    builds: Sequence[Callable[[AnyPipeline], None]],
+    batches: Sequence[Sequence[Command]],
 ) -> list[list[Any]]:
-    """The replies of each of `builds`, all queued on one pipeline and sent in one round trip
+    """The replies of each of `batches`, all queued on one pipeline and sent in one round trip
     (again once after the scripts are reloaded, when Redis answers NOSCRIPT). Error replies
     are returned in place; `checked` decides which of them to raise."""
+    sizes = [len(commands) for commands in batches]
     for attempt in (1, 2):
-        sizes: list[int] = []
         async with client.pipeline(transaction=False) as pipe:
-            for build in builds:
-                before = len(pipe)
-                build(pipe)
-                sizes.append(len(pipe) - before)
+            for commands in batches:
+                for command in commands:
+                    # execute_command: redis-py blocks `evalsha` on cluster pipelines, though it
+                    # routes an EVALSHA by its keys like any other command.
+                    pipe.execute_command(*command)
             try:
                 flat: list[Any] = await pipe.execute(raise_on_error=False)
             except NoScriptError:

@@ -57,11 +57,12 @@ class Idempotency:
         [reply] = await run_batch(
             self._redis,
             SCRIPTS,
-            lambda pipe: BEGIN.queue(
-                pipe,
-                [keys.idempotency(self._prefix, digest)],
-                [fingerprint, token, "", self._lease, self._ttl],
-            ),
+            [
+                BEGIN.call(
+                    [keys.idempotency(self._prefix, digest)],
+                    [fingerprint, token, "", self._lease, self._ttl],
+                )
+            ],
         )
         verdict, first, second = (_bytes(v) for v in reply)
         kind = Verdict(verdict.decode())
@@ -77,11 +78,12 @@ class Idempotency:
         await run_batch(
             self._redis,
             SCRIPTS,
-            lambda pipe: END.queue(
-                pipe,
-                [keys.idempotency(self._prefix, digest)],
-                [token, state, str(status), body or b""],
-            ),
+            [
+                END.call(
+                    [keys.idempotency(self._prefix, digest)],
+                    [token, state, str(status), body or b""],
+                )
+            ],
         )
 
 

@@ -36,7 +36,7 @@ from dispatcher.health.base import (
 )
 from dispatcher.health.tally import tally
 from dispatcher.round_trips import RoundTrips
-from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, load
+from dispatcher.scripts import LuaScript, RedisClient, load
 from strategies.base import Circuit
 
 RECORD, BREAKER = LuaScript("health_record"), LuaScript("breaker_record", "_breaker")
@@ -130,11 +130,8 @@ class RedisHealth:
             brk_args += [len(t.permits), *t.permits, len(t.runs)]
             brk_args += [part for run in t.runs for part in run]
 
-        def build(pipe: AnyPipeline) -> None:
-            RECORD.queue(pipe, win_keys, win_args)
-            BREAKER.queue(pipe, brk_keys, brk_args)
-
-        await self._trips.run(SCRIPTS, build)
+        calls = [RECORD.call(win_keys, win_args), BREAKER.call(brk_keys, brk_args)]
+        await self._trips.run(SCRIPTS, calls)
 
     async def snapshot(self) -> dict[str, ProviderHealth]:
         """Every provider's health, after the transitions time alone causes; one round trip."""
@@ -153,10 +150,7 @@ class RedisHealth:
             interval, burst = rate_params(settings) or (0.0, 0.0)
             args += [_ms(settings.breaker.healthy_reset_seconds), repr(interval), repr(burst)]
 
-        def build(pipe: AnyPipeline) -> None:
-            SNAPSHOT.queue(pipe, snap_keys, args)
-
-        [reply] = await self._trips.run(SCRIPTS, build)
+        [reply] = await self._trips.run(SCRIPTS, [SNAPSHOT.call(snap_keys, args)])
         at, width = int(reply[0]) / 1000, _SNAPSHOT_WIDTH
         return {
             name: self._parse(name, at, reply[1 + i * width : 1 + (i + 1) * width])
@@ -209,10 +203,7 @@ class RedisHealth:
             ]
             args += [wants[name], b.half_open_permits, _ms(b.permit_lease_seconds)]
 
-        def build(pipe: AnyPipeline) -> None:
-            PERMIT.queue(pipe, permit_keys, args)
-
-        [reply] = await self._trips.run(SCRIPTS, build)
+        [reply] = await self._trips.run(SCRIPTS, [PERMIT.call(permit_keys, args)])
         grants = {}
         for name, (state, gen, *tokens) in zip(names, reply, strict=True):
             grants[name] = ProbeGrant(Circuit(_text(state)), int(gen), _permits(name, gen, tokens))
@@ -243,10 +234,7 @@ class RedisHealth:
         for name, (interval, burst) in limited.items():
             args += [wants[name], repr(interval), repr(burst), self._ahead]
 
-        def build(pipe: AnyPipeline) -> None:
-            RATE.queue(pipe, rate_keys, args)
-
-        [reply] = await self._trips.run(SCRIPTS, build)
+        [reply] = await self._trips.run(SCRIPTS, [RATE.call(rate_keys, args)])
         for name, (granted, wait_ms) in zip(limited, reply, strict=True):
             grants[name] = RateGrant(int(granted), float(wait_ms) / 1000)
         return grants
@@ -273,10 +261,7 @@ class RedisHealth:
             args += [firsts[name], int(name in probes), b.half_open_permits]
             args += [_ms(b.permit_lease_seconds), repr(interval), repr(burst), self._ahead]
 
-        def build(pipe: AnyPipeline) -> None:
-            RESERVE.queue(pipe, reserve_keys, args)
-
-        [reply] = await self._trips.run(SCRIPTS, build)
+        [reply] = await self._trips.run(SCRIPTS, [RESERVE.call(reserve_keys, args)])
         for name, (granted, wait_ms, gen, *tokens) in zip(names, reply, strict=True):
             rate = RateGrant(int(granted), float(wait_ms) / 1000)
             booked[name] = Booking(rate, _permits(name, gen, tokens) if tokens else ())

@@ -26,7 +26,7 @@ import orjson
 
 from dispatcher import keys
 from dispatcher.queue import REASON_ATTRIBUTE, SQS_BATCH
-from dispatcher.scripts import AnyPipeline, LuaScript, RedisClient, run_batch
+from dispatcher.scripts import LuaScript, RedisClient, run_batch
 
 REDRIVE = LuaScript("redrive", "_index")
 PEEK_SECONDS = 30
@@ -121,11 +121,8 @@ async def ready(
     """Each message's verdict from `lua/redrive.lua`, in one round trip (READY without an id)."""
     known = [d.message_id for d in letters if d.message_id]
 
-    def build(pipe: AnyPipeline) -> None:
-        for message_id in known:
-            REDRIVE.queue(pipe, keys.record_keys(prefix, message_id), ["", ttl, message_id])
-
-    replies = iter(await run_batch(redis, [REDRIVE], build) if known else [])
+    calls = [REDRIVE.call(keys.record_keys(prefix, m), ["", ttl, m]) for m in known]
+    replies = iter(await run_batch(redis, [REDRIVE], calls) if known else [])
     return [_text(next(replies)) if d.message_id else "READY" for d in letters]
 
 

@@ -1,10 +1,9 @@
-"""`RoundTrips`: the pipelines queued in one loop turn go to Redis as one, each caller getting
+"""`RoundTrips`: the commands queued in one loop turn go to Redis as one, each caller getting
 its own replies and its own errors, on one Redis and on the cluster."""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -13,17 +12,13 @@ from redis.exceptions import ResponseError
 
 from dispatcher.ledger import SCRIPTS as LEDGER_SCRIPTS
 from dispatcher.round_trips import RoundTrips
-from dispatcher.scripts import AnyPipeline, RedisClient
+from dispatcher.scripts import Command, RedisClient
 
 pytestmark = pytest.mark.redis_targets("single", "cluster")
 
 
-def setting(key: str, value: str) -> Any:
-    def build(pipe: AnyPipeline) -> None:
-        pipe.execute_command("SET", key, value)
-        pipe.execute_command("GET", key)
-
-    return build
+def setting(key: str, value: str) -> list[Command]:
+    return [("SET", key, value), ("GET", key)]
 
 
 async def reads(redis: RedisClient) -> int:
@@ -53,8 +48,7 @@ async def test_an_error_reply_raises_for_its_own_caller_only(redis: Redis) -> No
     await redis.set("{t}:text", "words")
     trips = RoundTrips(redis)
 
-    def wrong(pipe: AnyPipeline) -> None:
-        pipe.execute_command("HGET", "{t}:text", "field")  # WRONGTYPE
+    wrong: list[Command] = [("HGET", "{t}:text", "field")]  # WRONGTYPE
 
     results = await asyncio.gather(
         trips.run([], wrong), trips.run([], setting("{t}:ok", "1")), return_exceptions=True
@@ -69,8 +63,7 @@ async def test_lost_scripts_are_loaded_again_for_everyone_in_the_trip(redis: Red
     trips = RoundTrips(redis)
     script = LEDGER_SCRIPTS[0]
 
-    def call_script(pipe: AnyPipeline) -> None:
-        script.queue(pipe, ["{t}:missing"], ["", "1000", "60", "retry_same"])
+    call_script = [script.call(["{t}:missing"], ["", "1000", "60", "retry_same"])]
 
     await redis.script_flush()  # on the cluster: every primary
     assert await redis.script_exists(script.sha) == [False]
