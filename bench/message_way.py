@@ -5,9 +5,10 @@ that takes none, its return value, holds the message: its `Received` from SQS, i
 `Email`, its send entry, claim, settlement or decision, or a list, tuple or dict of them. An
 object of our own holds it when one of its fields is, or contains, the message's id. Bare
 strings are never counted: a helper handed the id (to name a Redis key) or the receipt reads
-the message, it does not take it anywhere. Calls inside one module are not counted either;
-only calls from one first-party module into another are. `edges` keeps every such call,
-carrying the message or not (the router consulted, a key named, a counter bumped).
+the message, it does not take it anywhere. A call handed over unstarted (a coroutine, a lambda)
+carries the message when its arguments or closure hold it. Calls inside one module are not
+counted either; only calls from one first-party module into another are. `edges` keeps every
+such call, carrying the message or not (the router consulted, a key named, a counter bumped).
 
 A coroutine run as a task (`asyncio.gather`) has no calling frame; its caller is read from
 the coroutine's origin (`sys.set_coroutine_origin_tracking_depth`).
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 from collections import Counter
 from pathlib import Path
 from types import FrameType
@@ -57,6 +59,8 @@ class MessageWay:
 
     def carries(self, value: Any, depth: int = 3) -> bool:
         """Whether `value` is, or holds, the message (see the module's docstring)."""
+        if inspect.iscoroutine(value) or inspect.isfunction(value):
+            return depth > 0 and any(self.carries(v, depth - 1) for v in _held(value))
         if isinstance(value, (list, tuple, set, frozenset)):
             return depth > 0 and any(self.carries(v, depth - 1) for v in list(value)[:64])
         if isinstance(value, dict):
@@ -90,6 +94,21 @@ class MessageWay:
             if path.startswith(self._ours) and path != frame.f_code.co_filename:
                 return (self._module(path), function)
         return None
+
+
+def _held(call: Any) -> list[Any]:
+    """What a call handed over unstarted holds: a coroutine's arguments and locals, a function's
+    closure (a lambda over the message carries it as surely as the message itself)."""
+    if inspect.iscoroutine(call):
+        return list(call.cr_frame.f_locals.values()) if call.cr_frame is not None else []
+    return [cell.cell_contents for cell in call.__closure__ or () if _filled(cell)]
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        return cell.cell_contents is not _filled  # any bound value
+    except ValueError:  # a cell not yet bound
+        return False
 
 
 def _fields(value: Any) -> list[Any]:

@@ -25,13 +25,33 @@ def test_a_call_carries_the_message_only_when_it_hands_the_message_on() -> None:
     assert not way.carries(3)
 
 
-async def test_one_message_takes_at_most_twelve_calls_from_receive_to_delete(
+async def test_a_call_handed_over_unstarted_carries_what_it_holds() -> None:
+    way = MessageWay(ROOT, "m-7")
+    received = Received("sqs-1", "receipt-1", '{"id":"m-7"}', 1)
+
+    async def send(message: Received) -> None:
+        return None
+
+    started = send(received)
+    assert way.carries(started)  # a coroutine whose argument is the message
+    started.close()
+    assert way.carries(lambda: received)  # a closure over it
+    assert not way.carries(lambda: "m-7")
+    other = send(Received("sqs-2", "receipt-2", '{"id":"m-8"}', 1))
+    assert not way.carries(other)
+    other.close()
+
+
+async def test_one_message_takes_at_most_twelve_calls_across_eight_modules(
     redis_server: RedisServer, fauxqs: Fauxqs
 ) -> None:
     recorder = await trace(str(fauxqs.endpoint_url), redis_server.url)
     calls = sorted(recorder.way)
     callees = {f"{callee[0]}.{callee[1]}" for _, callee in calls}
+    modules = {site[0] for call in calls for site in call}
     assert len(calls) <= 12, calls
+    assert len(modules) <= 8, sorted(modules)
+    assert "providers.base" not in modules  # the provider's own module takes the message
     assert "dispatcher.queue.SqsQueue.receive" in callees
     assert "dispatcher.queue.SqsQueue.delete" in callees
     assert "dispatcher.ledger.Ledger.claim" in callees
