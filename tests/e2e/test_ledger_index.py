@@ -179,3 +179,19 @@ async def test_indexes_are_trimmed_past_the_retention_and_expire(
             if shard in written:  # trimmed by the write; the others expire with their records
                 assert not any(m.startswith("b'o") for m in members)
             assert 0 < await redis.ttl(key) <= TTL
+
+
+async def test_a_claim_resent_after_lost_scripts_still_trims_its_shard(
+    redis: Redis, books: tuple[IntakeLedger, Ledger, Records], clock: Clock
+) -> None:
+    _, ledger, _ = books
+    old = "o1"
+    new = next(f"n{i}" for i in range(1000) if keys.shard_of(f"n{i}") == keys.shard_of(old))
+    await ledger.claim([ClaimRequest(old, "w1")], 30)
+    await ledger.settle([Settlement(old, "w1", RecordStatus.SENT, "ses", "ses-1")])
+    assert await where(redis, old) == ["SENT"]
+    clock.now += TTL + 1  # past the retention, and a trim of the shard is due again
+    await redis.script_flush()  # the claim below is answered NOSCRIPT, then sent again
+    await ledger.claim([ClaimRequest(new, "w1")], 30)
+    assert await where(redis, new) == ["SENDING"]
+    assert await where(redis, old) == []  # the resent claim still carried the shard's trim
