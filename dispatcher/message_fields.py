@@ -100,12 +100,6 @@ def is_allowed_header(name: str) -> bool:
     )
 
 
-def breaks_line(text: str) -> bool:
-    """Whether a one-line value (subject, display name, header value) holds a line break or a
-    control character."""
-    return _breaks_line(text)
-
-
 def line_problem(text: str) -> str | None:
     """Why `text` cannot go in a header line as it is, or None: it holds a line break or a
     control character (CR, LF, NUL, ...), or its UTF-8 is over `MAX_LINE_OCTETS` octets."""

@@ -18,14 +18,11 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
-from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import NoScriptError, ResponseError
 
 # One Redis or a Redis Cluster (`[redis] cluster = true`): every script touches one hash slot,
 # so the same calls work on both.
 RedisClient = Redis | RedisCluster
-AnyPipeline = Pipeline | ClusterPipeline
 Command = tuple[str | int | bytes, ...]  # one Redis command: its name, then its arguments
 
 

@@ -90,6 +90,7 @@ class RedisHealth:
         self._ahead = _ms(ahead_seconds)
         self._prefix = prefix
         self._settings = {p.name: p for p in providers}
+        self._slow_ms = {p.name: p.breaker.slow_call_seconds * 1000 for p in providers}
         self._bucket = str(routing.bucket_seconds * 1000)
         self._buckets = str(routing.window_seconds // routing.bucket_seconds)
         self._tau = _ms(routing.latency_decay_seconds)
@@ -107,8 +108,7 @@ class RedisHealth:
         folded per provider first (`dispatcher.health.tally`), so Redis applies counts."""
         if not observations:
             return
-        slow_ms = {name: s.breaker.slow_call_seconds * 1000 for name, s in self._settings.items()}
-        tallies = tally(observations, slow_ms)
+        tallies = tally(observations, self._slow_ms)
         now, hist = self._now(), len(HIST_BOUNDS_MS)
         win_keys: list[str] = []
         win_args: list[str | int] = [now, self._bucket, self._buckets, self._tau]

@@ -40,19 +40,12 @@ from providers.simulated import SimulatedOptions
 from strategies.base import Circuit
 from tests.support.clock import Clock
 from tests.support.harness import BREAKER, run_machine_on_redis
+from tests.support.health import KINDS
 
 T = TypeVar("T")
 PROVIDERS = (ProviderSettings("a", "simulated", SimulatedOptions(), breaker=BREAKER),)
 ROUTING = RoutingSettings(window_seconds=10, bucket_seconds=1)
 SETTLED = BREAKER.misconfigured_open_seconds + BREAKER.permit_lease_seconds + 1
-KINDS = {
-    "S": Status.SENT,
-    "R": Status.REJECTED,
-    "T": Status.THROTTLED,
-    "D": Status.DOWN,
-    "A": Status.AMBIGUOUS,
-    "M": Status.DOWN,
-}
 _examples = itertools.count()
 
 

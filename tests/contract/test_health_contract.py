@@ -36,6 +36,7 @@ from providers.simulated import SimulatedOptions
 from strategies.base import Circuit
 from tests.support.clock import Clock
 from tests.support.harness import BREAKER, run_machine_on_redis
+from tests.support.health import KINDS
 
 T = TypeVar("T")
 ROUTING = RoutingSettings(window_seconds=10, bucket_seconds=1)
@@ -46,14 +47,6 @@ PROVIDERS = (
     ),
 )
 AHEAD = 0.5  # rate tokens booked this far ahead, as the app does
-KINDS = {
-    "S": Status.SENT,
-    "R": Status.REJECTED,
-    "T": Status.THROTTLED,
-    "D": Status.DOWN,
-    "A": Status.AMBIGUOUS,
-    "M": Status.DOWN,
-}
 _examples = itertools.count()
 
 

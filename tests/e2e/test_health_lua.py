@@ -42,20 +42,11 @@ from dispatcher.scripts import RedisClient
 from providers.base import Outcome, Status
 from strategies.base import Circuit
 from tests.support.clock import START, Clock
-from tests.support.health import BREAKER, PROVIDERS, ROUTING
+from tests.support.health import BREAKER, KINDS, PROVIDERS, ROUTING
 from tests.support.redis_targets import RedisTarget
 
 # The tests that take `redis` run on one Redis and on the cluster (tests/conftest.py).
 pytestmark = pytest.mark.redis_targets("single", "cluster")
-
-STATUS = {
-    "S": Status.SENT,
-    "R": Status.REJECTED,
-    "T": Status.THROTTLED,
-    "D": Status.DOWN,
-    "A": Status.AMBIGUOUS,
-    "M": Status.DOWN,
-}
 
 
 Make = Callable[..., HealthStore]
@@ -77,7 +68,7 @@ def obs(
     """One outcome by its class letter: S R T D A M (see dispatcher.health.base)."""
     return Observation(
         provider,
-        STATUS[kind],
+        KINDS[kind],
         latency,
         misconfigured=kind == "M",
         retry_after=retry_after,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dispatcher.config import BreakerSettings, ProviderSettings, RoutingSettings
+from providers.base import Status
 from providers.simulated import SimulatedOptions
 
 # The breaker of the health-store tests: 4 calls to judge, 3 failures in a row trip it.
@@ -27,3 +28,13 @@ PROVIDERS = (
         "b", "simulated", SimulatedOptions(), breaker=BREAKER, rate_limit=20.0, burst=5
     ),
 )
+
+# The outcome each letter of the health tests' scripts stands for (M: a misconfigured DOWN).
+KINDS = {
+    "S": Status.SENT,
+    "R": Status.REJECTED,
+    "T": Status.THROTTLED,
+    "D": Status.DOWN,
+    "A": Status.AMBIGUOUS,
+    "M": Status.DOWN,
+}
